@@ -1,0 +1,144 @@
+//! Command line: parsing, dispatch and exit codes (0 ok, 64 usage, 78 bad config, 1 failure).
+
+mod render;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{self, Model};
+use crate::document::{Diagnostic, Rejected};
+use crate::envoy::bootstrap::AdsFlavour;
+
+/// sysexits.h: the command was used incorrectly.
+pub const EXIT_USAGE: u8 = 64;
+/// sysexits.h: the configuration is wrong.
+pub const EXIT_CONFIG: u8 = 78;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sluice",
+    version,
+    about = "Identity-aware proxy control plane for Envoy, configured with Pomerium's YAML"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Yaml,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check a config file and report every problem (exit 78 when it is invalid).
+    Validate {
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Print a complete Envoy bootstrap holding the resources sluice serves for this config.
+    Render {
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+        #[arg(long, value_enum, default_value = "yaml")]
+        format: Format,
+        /// Print sluice's intermediate form instead of the Envoy bootstrap.
+        #[arg(long)]
+        ir: bool,
+    },
+    /// Print the bootstrap an external Envoy needs to take its config from sluice over ADS.
+    Bootstrap {
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+        #[arg(long, value_enum, default_value = "delta")]
+        ads: AdsFlavour,
+        #[arg(long, value_enum, default_value = "yaml")]
+        format: Format,
+        /// The Envoy's node id (shown in `sluice status`); defaults to `envoy-<hostname>`.
+        #[arg(long)]
+        node_id: Option<String>,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let usage = e.use_stderr();
+            let _ = e.print();
+            return if usage {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("sluice: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Validate { config } => Ok(validate(&config)),
+        Command::Render { config, format, ir } => render::render(&config, format, ir),
+        Command::Bootstrap {
+            config,
+            ads,
+            format,
+            node_id,
+        } => render::bootstrap(&config, ads, format, node_id),
+    }
+}
+
+fn validate(path: &std::path::Path) -> ExitCode {
+    match load(path) {
+        Ok(model) => {
+            let ir = crate::ir::build(&model);
+            println!(
+                "{}: valid: {} route(s), {} cluster(s), {} listener(s), {} warning(s)",
+                path.display(),
+                model.routes.len(),
+                ir.clusters.len(),
+                ir.listeners.len(),
+                model.warnings.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+/// Loads a config, printing warnings; on failure prints every diagnostic and returns the
+/// exit code to use.
+pub(crate) fn load(path: &std::path::Path) -> Result<Model, ExitCode> {
+    match config::load(path) {
+        Ok(model) => {
+            print_diagnostics(&model.warnings);
+            Ok(model)
+        }
+        Err(Rejected {
+            diagnostics,
+            errors,
+            file,
+        }) => {
+            print_diagnostics(&diagnostics);
+            eprintln!("{}: invalid: {errors} error(s)", file.display());
+            Err(ExitCode::from(EXIT_CONFIG))
+        }
+    }
+}
+
+fn print_diagnostics(diagnostics: &[Diagnostic]) {
+    for d in diagnostics {
+        eprintln!("{d}");
+    }
+}

@@ -1,0 +1,10 @@
+//! The config file: raw YAML structs with spans, validation into the typed `Model`, secrets.
+
+pub mod duration;
+pub mod model;
+pub mod raw;
+pub mod secret;
+pub mod validate;
+
+pub use model::Model;
+pub use validate::{load, load_bytes};

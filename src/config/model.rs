@@ -1,0 +1,309 @@
+//! The validated config: typed, defaults applied, every setting knowing where it came from.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::secret::Secret;
+use crate::document::Diagnostic;
+use crate::policy::Policy;
+
+/// A validated config file.
+#[derive(Clone, Debug, Serialize)]
+pub struct Model {
+    #[serde(skip)]
+    pub file: PathBuf,
+    pub global: Global,
+    pub routes: Vec<Route>,
+    /// Warnings found while validating (a valid config may still have some).
+    #[serde(skip)]
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Where a setting's value came from, so `explain` can name the key and line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// Written in the file under this key, on this line.
+    Key { key: String, line: usize },
+    /// Not written: Pomerium's default for this key.
+    Default { key: String },
+    /// Chosen by sluice for a reason (e.g. streams get no route timeout).
+    Sluice { why: String },
+}
+
+/// A value and its origin.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Setting<T> {
+    pub value: T,
+    pub origin: Origin,
+}
+
+impl<T> Setting<T> {
+    pub fn written(value: T, key: &str, line: usize) -> Self {
+        Setting {
+            value,
+            origin: Origin::Key {
+                key: key.to_string(),
+                line,
+            },
+        }
+    }
+
+    pub fn default(value: T, key: &str) -> Self {
+        Setting {
+            value,
+            origin: Origin::Default {
+                key: key.to_string(),
+            },
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CodecType {
+    Auto,
+    Http1,
+    Http2,
+    Http3,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum BearerTokenFormat {
+    /// Pomerium's `default`: bearer tokens are not read as identity.
+    #[default]
+    Default,
+    IdpAccessToken,
+    IdpIdentityToken,
+    /// A Pomerium session JWT.
+    Jwt,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CertificatePair {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Where Envoy reaches sluice's gRPC server (ext_authz, and xDS for external Envoys).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ServiceAddress {
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct IdentityProvider {
+    pub provider: String,
+    pub url: String,
+    pub client_id: String,
+    pub client_secret: Option<Secret>,
+    pub scopes: Vec<String>,
+}
+
+/// Global settings.
+#[derive(Clone, Debug, Serialize)]
+pub struct Global {
+    pub address: SocketAddr,
+    pub insecure_server: bool,
+    pub http_redirect_addr: Option<SocketAddr>,
+    pub certificates: Vec<CertificatePair>,
+    /// Trusted roots for upstream TLS when a route sets no `tls_custom_ca_file`.
+    pub certificate_authority_file: Option<PathBuf>,
+    pub codec_type: CodecType,
+    pub timeout_read: Setting<Duration>,
+    pub timeout_write: Setting<Duration>,
+    pub timeout_idle: Setting<Duration>,
+    pub default_upstream_timeout: Setting<Duration>,
+    pub grpc_address: SocketAddr,
+    pub grpc_client_timeout: Setting<Duration>,
+    pub authorize_service: ServiceAddress,
+    pub metrics_address: Option<SocketAddr>,
+    pub envoy_admin_address: SocketAddr,
+    pub authenticate_service_url: Option<String>,
+    pub idp: Option<IdentityProvider>,
+    pub shared_secret: Option<Secret>,
+    pub cookie_secret: Option<Secret>,
+    pub cookie_name: String,
+    pub cookie_expire: Duration,
+    pub signing_key: Option<Secret>,
+    /// Header name → claim name.
+    pub jwt_claims_headers: BTreeMap<String, String>,
+    pub pass_identity_headers: bool,
+    pub set_response_headers: BTreeMap<String, String>,
+    pub bearer_token_format: BearerTokenFormat,
+    pub log_level: LogLevel,
+}
+
+/// A route's host match, from `from`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FromUrl {
+    pub scheme: String,
+    /// Lowercase; may start with `*.` (a wildcard subdomain) or be `*`.
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PathMatch {
+    Prefix(String),
+    Exact(String),
+    Regex(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamScheme {
+    Http,
+    Https,
+    H2c,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Upstream {
+    pub scheme: UpstreamScheme,
+    pub host: String,
+    pub port: u16,
+    pub weight: Option<u32>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LbPolicy {
+    #[default]
+    RoundRobin,
+    LeastRequest,
+    Random,
+    RingHash,
+    Maglev,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct UpstreamTls {
+    pub skip_verify: bool,
+    pub server_name: Option<String>,
+    pub custom_ca_file: Option<PathBuf>,
+    pub client_cert: Option<CertificatePair>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PathRewrite {
+    None,
+    Prefix(String),
+    Regex {
+        pattern: String,
+        substitution: String,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostRewrite {
+    /// The upstream's host name (Envoy's `auto_host_rewrite`), Pomerium's default.
+    Auto,
+    Literal(String),
+    Header(String),
+    PathRegex {
+        pattern: String,
+        substitution: String,
+    },
+    /// `preserve_host_header`: the client's Host goes upstream unchanged.
+    Preserve,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Forward {
+    pub upstreams: Vec<Upstream>,
+    pub lb_policy: LbPolicy,
+    pub tls: UpstreamTls,
+    pub path_rewrite: PathRewrite,
+    pub host_rewrite: HostRewrite,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Redirect {
+    pub https_redirect: bool,
+    pub scheme_redirect: Option<String>,
+    pub host_redirect: Option<String>,
+    pub port_redirect: Option<u16>,
+    pub path_redirect: Option<String>,
+    pub prefix_rewrite: Option<String>,
+    pub response_code: u16,
+    pub strip_query: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DirectResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteAction {
+    Forward(Forward),
+    Redirect(Redirect),
+    Respond(DirectResponse),
+}
+
+/// One validated route.
+#[derive(Clone, Debug, Serialize)]
+pub struct Route {
+    /// The `id` key, or a hash of what identifies the route (as Pomerium derives it).
+    pub id: String,
+    pub name: Option<String>,
+    /// Position in the file and the line the route starts on (not part of the route's
+    /// checksum: moving a route does not change what it does).
+    #[serde(skip)]
+    pub index: usize,
+    #[serde(skip)]
+    pub line: usize,
+    pub from: FromUrl,
+    pub path_match: PathMatch,
+    pub action: RouteAction,
+    pub set_request_headers: BTreeMap<String, String>,
+    /// Lowercase, sorted, unique.
+    pub remove_request_headers: Vec<String>,
+    /// The global `set_response_headers` with this route's merged over them.
+    pub set_response_headers: BTreeMap<String, String>,
+    /// Only when the route sets `timeout` itself.
+    pub timeout: Option<Setting<Duration>>,
+    pub idle_timeout: Option<Setting<Duration>>,
+    pub allow_websockets: bool,
+    pub allow_spdy: bool,
+    pub pass_identity_headers: bool,
+    pub bearer_token_format: BearerTokenFormat,
+    pub policy: Policy,
+    pub depends_on: Vec<String>,
+}
+
+impl Route {
+    /// The readable label used in messages: the name, else the `from` URL.
+    pub fn label(&self) -> String {
+        match &self.name {
+            Some(n) => n.clone(),
+            None => {
+                let port = self.from.port.map(|p| format!(":{p}")).unwrap_or_default();
+                format!("{}://{}{}", self.from.scheme, self.from.host, port)
+            }
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! Envoy bootstraps: the self-contained one `render` prints, and the one an external Envoy
+//! needs to take its config from sluice over ADS (`sluice bootstrap`).
+
+use envoy_types::pb::envoy::config::bootstrap::v3::{Admin, Bootstrap, bootstrap};
+use envoy_types::pb::envoy::config::core::v3::{
+    ApiConfigSource, ApiVersion, GrpcService, Node, api_config_source, grpc_service,
+};
+use envoy_types::pb::envoy::config::overload::v3::{
+    OverloadManager, ResourceMonitor, resource_monitor,
+};
+use envoy_types::pb::envoy::extensions::resource_monitors::downstream_connections::v3::DownstreamConnectionsConfig;
+
+use super::common::{ads_config_source, any, socket_address};
+use super::{Delivery, Resources, translate};
+use crate::config::Model;
+use crate::ir::{self, Ir, names};
+
+/// Enough for a busy edge proxy; without a limit Envoy warns at start-up.
+const MAX_DOWNSTREAM_CONNECTIONS: i64 = 50_000;
+
+/// Which ADS flavour an external Envoy uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AdsFlavour {
+    /// Incremental (delta) xDS, as Pomerium uses.
+    Delta,
+    /// State of the world.
+    Sotw,
+}
+
+/// Identifies an Envoy to sluice.
+#[derive(Clone, Debug)]
+pub struct NodeIdentity {
+    pub id: String,
+    pub cluster: String,
+}
+
+fn overload_manager() -> OverloadManager {
+    OverloadManager {
+        resource_monitors: vec![ResourceMonitor {
+            name: "envoy.resource_monitors.global_downstream_max_connections".into(),
+            config_type: Some(resource_monitor::ConfigType::TypedConfig(any(
+                DownstreamConnectionsConfig {
+                    max_active_downstream_connections: MAX_DOWNSTREAM_CONNECTIONS,
+                },
+            ))),
+        }],
+        ..Default::default()
+    }
+}
+
+fn admin(model: &Model) -> Admin {
+    Admin {
+        address: Some(socket_address(&model.global.envoy_admin_address, false)),
+        ..Default::default()
+    }
+}
+
+/// A complete static bootstrap holding the resources xDS serves (route tables inline, secrets
+/// static), for inspection and `envoy --mode validate`.
+pub fn render(model: &Model, ir: &Ir, node: &NodeIdentity) -> Bootstrap {
+    let Resources {
+        listeners,
+        route_configs: _,
+        clusters,
+        secrets,
+    } = translate(ir, Delivery::Static);
+    Bootstrap {
+        node: Some(Node {
+            id: node.id.clone(),
+            cluster: node.cluster.clone(),
+            ..Default::default()
+        }),
+        admin: Some(admin(model)),
+        static_resources: Some(bootstrap::StaticResources {
+            listeners,
+            clusters,
+            secrets,
+        }),
+        overload_manager: Some(overload_manager()),
+        ..Default::default()
+    }
+}
+
+/// The bootstrap of an Envoy that takes everything from sluice over ADS.
+pub fn ads(model: &Model, flavour: AdsFlavour, node: &NodeIdentity) -> Bootstrap {
+    let service = &model.global.authorize_service;
+    let xds = ir::Cluster {
+        name: names::XDS_CLUSTER.into(),
+        ..ir::build_service_cluster(service, model.global.certificate_authority_file.as_deref())
+    };
+    let api_type = match flavour {
+        AdsFlavour::Delta => api_config_source::ApiType::DeltaGrpc,
+        AdsFlavour::Sotw => api_config_source::ApiType::Grpc,
+    };
+    Bootstrap {
+        node: Some(Node {
+            id: node.id.clone(),
+            cluster: node.cluster.clone(),
+            ..Default::default()
+        }),
+        admin: Some(admin(model)),
+        dynamic_resources: Some(bootstrap::DynamicResources {
+            ads_config: Some(ApiConfigSource {
+                api_type: api_type as i32,
+                transport_api_version: ApiVersion::V3 as i32,
+                grpc_services: vec![GrpcService {
+                    target_specifier: Some(grpc_service::TargetSpecifier::EnvoyGrpc(
+                        grpc_service::EnvoyGrpc {
+                            cluster_name: names::XDS_CLUSTER.into(),
+                            ..Default::default()
+                        },
+                    )),
+                    ..Default::default()
+                }],
+                set_node_on_first_message_only: true,
+                ..Default::default()
+            }),
+            lds_config: Some(ads_config_source()),
+            cds_config: Some(ads_config_source()),
+            ..Default::default()
+        }),
+        static_resources: Some(bootstrap::StaticResources {
+            clusters: vec![super::cluster::cluster(&xds)],
+            ..Default::default()
+        }),
+        overload_manager: Some(overload_manager()),
+        ..Default::default()
+    }
+}

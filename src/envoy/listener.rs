@@ -1,0 +1,147 @@
+//! IR listeners → Envoy `Listener`s with their HTTP connection managers.
+
+use envoy_types::pb::envoy::config::core::v3::{
+    Http3ProtocolOptions, HttpProtocolOptions, TransportSocket,
+    http_protocol_options::HeadersWithUnderscoresAction, transport_socket,
+};
+use envoy_types::pb::envoy::config::listener::v3::{
+    Filter, FilterChain, Listener, QuicProtocolOptions, UdpListenerConfig, filter,
+};
+use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+    HttpConnectionManager, Rds, http_connection_manager,
+};
+use envoy_types::pb::envoy::extensions::transport_sockets::quic::v3::QuicDownstreamTransport;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+    CommonTlsContext, DownstreamTlsContext, SdsSecretConfig, TlsParameters, tls_parameters,
+};
+use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value};
+
+use super::Delivery;
+use super::common::{ads_config_source, any, duration, socket_address};
+use super::filters::http_filters;
+use crate::ir;
+
+const HCM: &str = "envoy.filters.network.http_connection_manager";
+
+/// `route_config` is the listener's route table, used only when delivering statically.
+pub fn listener(
+    l: &ir::Listener,
+    route_config: Option<&RouteConfiguration>,
+    delivery: Delivery,
+) -> Listener {
+    let quic = l.transport == ir::Transport::Quic;
+    let transport_socket = l.tls.as_ref().map(|tls| {
+        let context = DownstreamTlsContext {
+            common_tls_context: Some(common_tls(tls, delivery)),
+            ..Default::default()
+        };
+        if quic {
+            TransportSocket {
+                name: "envoy.transport_sockets.quic".into(),
+                config_type: Some(transport_socket::ConfigType::TypedConfig(any(
+                    QuicDownstreamTransport {
+                        downstream_tls_context: Some(context),
+                        ..Default::default()
+                    },
+                ))),
+            }
+        } else {
+            TransportSocket {
+                name: "envoy.transport_sockets.tls".into(),
+                config_type: Some(transport_socket::ConfigType::TypedConfig(any(context))),
+            }
+        }
+    });
+    Listener {
+        name: l.name.clone(),
+        address: Some(socket_address(&l.address, quic)),
+        filter_chains: vec![FilterChain {
+            filters: vec![Filter {
+                name: HCM.into(),
+                config_type: Some(filter::ConfigType::TypedConfig(any(connection_manager(
+                    &l.hcm,
+                    route_config,
+                    delivery,
+                )))),
+            }],
+            transport_socket,
+            ..Default::default()
+        }],
+        per_connection_buffer_limit_bytes: Some(UInt32Value {
+            value: l.buffer_limit_bytes,
+        }),
+        udp_listener_config: quic.then(|| UdpListenerConfig {
+            quic_options: Some(QuicProtocolOptions::default()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn common_tls(tls: &ir::DownstreamTls, delivery: Delivery) -> CommonTlsContext {
+    CommonTlsContext {
+        tls_params: Some(TlsParameters {
+            tls_minimum_protocol_version: tls_parameters::TlsProtocol::TlSv12 as i32,
+            ..Default::default()
+        }),
+        // Certificates come by SDS so a rotation changes the secret, not the listener.
+        tls_certificate_sds_secret_configs: tls
+            .certificates
+            .iter()
+            .map(|name| SdsSecretConfig {
+                name: name.clone(),
+                sds_config: match delivery {
+                    Delivery::Ads => Some(ads_config_source()),
+                    Delivery::Static => None,
+                },
+            })
+            .collect(),
+        alpn_protocols: tls.alpn.clone(),
+        ..Default::default()
+    }
+}
+
+fn connection_manager(
+    h: &ir::Hcm,
+    route_config: Option<&RouteConfiguration>,
+    delivery: Delivery,
+) -> HttpConnectionManager {
+    use http_connection_manager::{CodecType, PathWithEscapedSlashesAction, RouteSpecifier};
+    let route_specifier = match (delivery, route_config) {
+        (Delivery::Static, Some(rc)) => RouteSpecifier::RouteConfig(rc.clone()),
+        _ => RouteSpecifier::Rds(Rds {
+            config_source: Some(ads_config_source()),
+            route_config_name: h.route_config.clone(),
+        }),
+    };
+    HttpConnectionManager {
+        stat_prefix: h.stat_prefix.clone(),
+        codec_type: match h.codec {
+            ir::Codec::Auto => CodecType::Auto,
+            ir::Codec::Http1 => CodecType::Http1,
+            ir::Codec::Http2 => CodecType::Http2,
+            ir::Codec::Http3 => CodecType::Http3,
+        } as i32,
+        route_specifier: Some(route_specifier),
+        http_filters: http_filters(h.ext_authz.as_ref()),
+        request_timeout: Some(duration(h.request_timeout)),
+        stream_idle_timeout: Some(duration(h.stream_idle_timeout)),
+        common_http_protocol_options: Some(HttpProtocolOptions {
+            idle_timeout: Some(duration(h.connection_idle_timeout)),
+            max_stream_duration: h.max_stream_duration.map(duration),
+            headers_with_underscores_action: HeadersWithUnderscoresAction::RejectRequest as i32,
+            ..Default::default()
+        }),
+        http3_protocol_options: (h.codec == ir::Codec::Http3).then(|| Http3ProtocolOptions {
+            allow_extended_connect: true,
+            ..Default::default()
+        }),
+        use_remote_address: Some(BoolValue { value: true }),
+        normalize_path: Some(BoolValue { value: true }),
+        merge_slashes: true,
+        path_with_escaped_slashes_action: PathWithEscapedSlashesAction::RejectRequest as i32,
+        always_set_request_id_in_response: true,
+        ..Default::default()
+    }
+}

@@ -1,0 +1,3 @@
+//! Output formats for rendered configs and golden files.
+
+pub mod yaml;

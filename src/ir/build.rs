@@ -1,0 +1,491 @@
+//! Model → IR. Pure and deterministic: the same model always builds the same IR.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use super::limits::{RouteTimeouts, route_timeouts};
+use super::names;
+use super::*;
+use crate::config::model::{
+    self, CodecType, Global, Model, PathRewrite, RouteAction, ServiceAddress, UpstreamScheme,
+};
+
+/// Headers that carry sluice's identity assertion; removed from requests on routes that do
+/// not pass identity headers, so a client can never forge one.
+const IDENTITY_HEADERS: &[&str] = &["x-pomerium-jwt-assertion", "x-pomerium-jwt-assertion-for"];
+
+pub fn build(model: &Model) -> Ir {
+    let g = &model.global;
+    let mut clusters: BTreeMap<String, Cluster> = BTreeMap::new();
+    let sluice = build_service_cluster(
+        &g.authorize_service,
+        g.certificate_authority_file.as_deref(),
+    );
+    clusters.insert(sluice.name.clone(), sluice);
+
+    let mut vhosts: BTreeMap<String, VirtualHost> = BTreeMap::new();
+    for route in &model.routes {
+        let (vhost_host, authority) = match route.from.host.as_str() {
+            "*" => ("*".to_string(), None),
+            h if h.starts_with("*.") => ("*".to_string(), Some(wildcard_authority(h))),
+            h => (h.to_string(), None),
+        };
+        let vhost = vhosts
+            .entry(vhost_host.clone())
+            .or_insert_with(|| VirtualHost {
+                name: names::virtual_host(&vhost_host),
+                domains: if vhost_host == "*" {
+                    vec!["*".into()]
+                } else {
+                    // Any port: Pomerium matches a route's host whatever port the client used.
+                    vec![vhost_host.clone(), format!("{vhost_host}:*")]
+                },
+                routes: Vec::new(),
+            });
+        vhost
+            .routes
+            .extend(build_routes(route, g, authority, &mut clusters));
+    }
+
+    let secrets: Vec<Secret> = g
+        .certificates
+        .iter()
+        .enumerate()
+        .map(|(i, c)| Secret {
+            name: names::certificate(i),
+            files: CertificateFiles {
+                cert: c.cert.clone(),
+                key: c.key.clone(),
+            },
+        })
+        .collect();
+
+    let mut response_headers = BTreeMap::new();
+    if g.codec_type == CodecType::Http3 {
+        // Browsers learn that HTTP/3 is on offer from this header.
+        response_headers.insert(
+            "alt-svc".to_string(),
+            format!("h3=\":{}\"; ma=86400", g.address.port()),
+        );
+    }
+    let mut route_configs = vec![RouteConfig {
+        name: names::MAIN_ROUTES.into(),
+        virtual_hosts: vhosts.into_values().collect(),
+        response_headers,
+    }];
+
+    let mut listeners = main_listeners(g, &secrets);
+    if let Some(addr) = g.http_redirect_addr {
+        listeners.push(Listener {
+            name: names::REDIRECT_LISTENER.into(),
+            address: addr,
+            transport: Transport::Tcp,
+            tls: None,
+            buffer_limit_bytes: BUFFER_LIMIT_BYTES,
+            hcm: Hcm {
+                stat_prefix: "http-redirect".into(),
+                codec: Codec::Auto,
+                route_config: names::REDIRECT_ROUTES.into(),
+                ext_authz: None,
+                ..hcm(g, Codec::Auto)
+            },
+        });
+        route_configs.push(redirect_routes(g));
+    }
+    listeners.sort_by(|a, b| a.name.cmp(&b.name));
+    route_configs.sort_by(|a, b| a.name.cmp(&b.name));
+
+    Ir {
+        listeners,
+        route_configs,
+        clusters: clusters.into_values().collect(),
+        secrets,
+    }
+}
+
+fn hcm(g: &Global, codec: Codec) -> Hcm {
+    Hcm {
+        stat_prefix: "ingress".into(),
+        codec,
+        route_config: names::MAIN_ROUTES.into(),
+        request_timeout: g.timeout_read.value,
+        stream_idle_timeout: g.timeout_idle.value,
+        connection_idle_timeout: g.timeout_idle.value,
+        max_stream_duration: (!g.timeout_write.value.is_zero()).then_some(g.timeout_write.value),
+        ext_authz: Some(ExtAuthz {
+            cluster: names::SLUICE_CLUSTER.into(),
+            timeout: g.grpc_client_timeout.value,
+        }),
+    }
+}
+
+fn main_listeners(g: &Global, secrets: &[Secret]) -> Vec<Listener> {
+    let certificates: Vec<String> = secrets.iter().map(|s| s.name.clone()).collect();
+    let (codec, alpn) = match g.codec_type {
+        CodecType::Auto | CodecType::Http3 => (Codec::Auto, vec!["h2", "http/1.1"]),
+        CodecType::Http1 => (Codec::Http1, vec!["http/1.1"]),
+        CodecType::Http2 => (Codec::Http2, vec!["h2"]),
+    };
+    let tls = (!g.insecure_server).then(|| DownstreamTls {
+        certificates: certificates.clone(),
+        alpn: alpn.into_iter().map(String::from).collect(),
+    });
+    let mut out = vec![Listener {
+        name: names::MAIN_LISTENER.into(),
+        address: g.address,
+        transport: Transport::Tcp,
+        tls,
+        buffer_limit_bytes: BUFFER_LIMIT_BYTES,
+        hcm: hcm(g, codec),
+    }];
+    if g.codec_type == CodecType::Http3 {
+        out.push(Listener {
+            name: names::QUIC_LISTENER.into(),
+            address: g.address,
+            transport: Transport::Quic,
+            tls: Some(DownstreamTls {
+                certificates,
+                alpn: vec!["h3".into()],
+            }),
+            buffer_limit_bytes: BUFFER_LIMIT_BYTES,
+            hcm: hcm(g, Codec::Http3),
+        });
+    }
+    out
+}
+
+fn redirect_routes(g: &Global) -> RouteConfig {
+    let port = g.address.port();
+    RouteConfig {
+        name: names::REDIRECT_ROUTES.into(),
+        virtual_hosts: vec![VirtualHost {
+            name: names::virtual_host("*"),
+            domains: vec!["*".into()],
+            routes: vec![Route {
+                name: "route/https-redirect".into(),
+                path: PathMatch::Prefix("/".into()),
+                headers: Vec::new(),
+                action: Action::Redirect(Redirect {
+                    https_redirect: true,
+                    scheme: None,
+                    host: None,
+                    port: (port != 443).then_some(port),
+                    path: None,
+                    prefix_rewrite: None,
+                    response_code: 301,
+                    strip_query: false,
+                }),
+                request_headers_to_remove: Vec::new(),
+                response_headers: BTreeMap::new(),
+                authz: Authz::None,
+            }],
+        }],
+        response_headers: BTreeMap::new(),
+    }
+}
+
+/// `*.example.com` → a regex over `:authority` that also allows a port, as Pomerium does for
+/// wildcard routes in the catch-all virtual host.
+fn wildcard_authority(host: &str) -> HeaderMatch {
+    let suffix = regex::escape(&host[1..]);
+    HeaderMatch {
+        name: ":authority".into(),
+        rule: HeaderRule::Regex(format!("^[^.]+(\\.[^.]+)*{suffix}(:[0-9]+)?$")),
+    }
+}
+
+fn build_routes(
+    route: &model::Route,
+    g: &Global,
+    authority: Option<HeaderMatch>,
+    clusters: &mut BTreeMap<String, Cluster>,
+) -> Vec<Route> {
+    let checksum = names::short_hash(&serde_json::to_vec(route).expect("a model route serializes"));
+    let context = BTreeMap::from([
+        ("route_id".to_string(), route.id.clone()),
+        ("route_checksum".to_string(), checksum),
+    ]);
+    let mut remove = route.remove_request_headers.clone();
+    if !route.pass_identity_headers {
+        remove.extend(IDENTITY_HEADERS.iter().map(|h| h.to_string()));
+        remove.extend(g.jwt_claims_headers.keys().cloned());
+    }
+    remove.sort();
+    remove.dedup();
+    let base = Route {
+        name: names::route(&route.id),
+        path: match &route.path_match {
+            model::PathMatch::Prefix(p) => PathMatch::Prefix(p.clone()),
+            model::PathMatch::Exact(p) => PathMatch::Exact(p.clone()),
+            model::PathMatch::Regex(r) => PathMatch::Regex(r.clone()),
+        },
+        headers: authority.into_iter().collect(),
+        action: Action::Respond {
+            status: 0,
+            body: String::new(),
+        },
+        request_headers_to_remove: remove,
+        response_headers: route.set_response_headers.clone(),
+        authz: Authz::Check { context },
+    };
+    match &route.action {
+        RouteAction::Redirect(r) => vec![Route {
+            action: Action::Redirect(Redirect {
+                https_redirect: r.https_redirect,
+                scheme: r.scheme_redirect.clone(),
+                host: r.host_redirect.clone(),
+                port: r.port_redirect,
+                path: r.path_redirect.clone(),
+                prefix_rewrite: r.prefix_rewrite.clone(),
+                response_code: r.response_code,
+                strip_query: r.strip_query,
+            }),
+            ..base
+        }],
+        RouteAction::Respond(r) => vec![Route {
+            action: Action::Respond {
+                status: r.status,
+                body: r.body.clone(),
+            },
+            ..base
+        }],
+        RouteAction::Forward(f) => {
+            let cluster = upstream_cluster(f, route.allow_websockets, g);
+            let cluster_name = cluster.name.clone();
+            let lb = cluster.lb_policy;
+            clusters.entry(cluster_name.clone()).or_insert(cluster);
+            forward_routes(route, f, g, base, cluster_name, lb)
+        }
+    }
+}
+
+/// The ordinary route, preceded by stream variants when streams get a different timeout.
+/// Envoy matches routes in order, so the variants must come first.
+fn forward_routes(
+    route: &model::Route,
+    f: &model::Forward,
+    g: &Global,
+    base: Route,
+    cluster: String,
+    lb: LbPolicy,
+) -> Vec<Route> {
+    let timeouts: RouteTimeouts = route_timeouts(route, g);
+    let mut upgrades = Vec::new();
+    if route.allow_websockets {
+        upgrades.push("websocket".to_string());
+    }
+    if route.allow_spdy {
+        upgrades.push("spdy/3.1".to_string());
+    }
+    let forward = Forward {
+        cluster,
+        timeout: timeouts.ordinary.value,
+        idle_timeout: timeouts.idle.as_ref().map(|i| i.value),
+        grpc_timeout_header_max: None,
+        prefix_rewrite: match &f.path_rewrite {
+            PathRewrite::Prefix(p) => Some(p.clone()),
+            _ => None,
+        },
+        regex_rewrite: match &f.path_rewrite {
+            PathRewrite::Regex {
+                pattern,
+                substitution,
+            } => Some(RegexRewrite {
+                pattern: pattern.clone(),
+                substitution: substitution.clone(),
+            }),
+            _ => None,
+        },
+        host_rewrite: match &f.host_rewrite {
+            model::HostRewrite::Auto => HostRewrite::Auto,
+            model::HostRewrite::Literal(h) => HostRewrite::Literal(h.clone()),
+            model::HostRewrite::Header(h) => HostRewrite::Header(h.clone()),
+            model::HostRewrite::PathRegex {
+                pattern,
+                substitution,
+            } => HostRewrite::PathRegex(RegexRewrite {
+                pattern: pattern.clone(),
+                substitution: substitution.clone(),
+            }),
+            model::HostRewrite::Preserve => HostRewrite::Preserve,
+        },
+        // Pomerium: the original host travels as X-Forwarded-Host unless the host is preserved
+        // or the route removes that header.
+        append_x_forwarded_host: f.host_rewrite != model::HostRewrite::Preserve
+            && !route
+                .remove_request_headers
+                .iter()
+                .any(|h| h == "x-forwarded-host"),
+        upgrades: upgrades.clone(),
+        hash_on_routing_key: matches!(lb, LbPolicy::RingHash | LbPolicy::Maglev),
+    };
+    let mut out = Vec::new();
+    if timeouts.streams_differ() {
+        let stream = |variant: &str, header: HeaderMatch, grpc: bool| {
+            let mut r = base.clone();
+            r.name = names::route_variant(&route.id, variant);
+            r.headers.push(header);
+            r.action = Action::Forward(Forward {
+                timeout: timeouts.streams.value,
+                grpc_timeout_header_max: grpc.then_some(Duration::ZERO),
+                ..forward.clone()
+            });
+            r
+        };
+        out.push(stream(
+            "sse",
+            HeaderMatch {
+                name: "accept".into(),
+                rule: HeaderRule::Contains("text/event-stream".into()),
+            },
+            false,
+        ));
+        out.push(stream(
+            "grpc",
+            HeaderMatch {
+                name: "content-type".into(),
+                rule: HeaderRule::Prefix("application/grpc".into()),
+            },
+            true,
+        ));
+        if !upgrades.is_empty() {
+            out.push(stream(
+                "upgrade",
+                HeaderMatch {
+                    name: "upgrade".into(),
+                    rule: HeaderRule::Present,
+                },
+                false,
+            ));
+        }
+    }
+    out.push(Route {
+        action: Action::Forward(forward),
+        ..base
+    });
+    out
+}
+
+fn endpoint_address(host: &str) -> String {
+    // Pomerium resolves localhost itself: DNS might answer ::1 where the upstream listens on
+    // 127.0.0.1 only.
+    if host == "localhost" {
+        "127.0.0.1".into()
+    } else {
+        host.to_string()
+    }
+}
+
+fn discovery(endpoints: &[Endpoint]) -> Discovery {
+    if endpoints
+        .iter()
+        .all(|e| e.address.parse::<IpAddr>().is_ok())
+    {
+        Discovery::Static
+    } else {
+        Discovery::StrictDns
+    }
+}
+
+fn upstream_cluster(f: &model::Forward, websockets: bool, g: &Global) -> Cluster {
+    let endpoints: Vec<Endpoint> = f
+        .upstreams
+        .iter()
+        .map(|u| Endpoint {
+            address: endpoint_address(&u.host),
+            port: u.port,
+            hostname: u.host.clone(),
+            weight: u.weight,
+        })
+        .collect();
+    let scheme = f.upstreams[0].scheme;
+    // WebSocket upgrades need HTTP/1.1 to the upstream (Pomerium #2388).
+    let protocol = match (scheme, websockets) {
+        (_, true) | (UpstreamScheme::Http, false) => UpstreamProtocol::Http1,
+        (UpstreamScheme::H2c, false) => UpstreamProtocol::Http2,
+        (UpstreamScheme::Https, false) => UpstreamProtocol::Negotiated,
+    };
+    let tls = (scheme == UpstreamScheme::Https).then(|| {
+        let first = &f.upstreams[0].host;
+        let name = f.tls.server_name.clone().unwrap_or_else(|| first.clone());
+        UpstreamTls {
+            // SNI cannot be an IP address.
+            sni: if name.parse::<IpAddr>().is_ok() {
+                String::new()
+            } else {
+                name.clone()
+            },
+            verify: (!f.tls.skip_verify).then(|| Verify {
+                ca_file: f
+                    .tls
+                    .custom_ca_file
+                    .clone()
+                    .or_else(|| g.certificate_authority_file.clone())
+                    .unwrap_or_default(),
+                san: name,
+            }),
+            client_certificate: f.tls.client_cert.as_ref().map(|c| CertificateFiles {
+                cert: c.cert.clone(),
+                key: c.key.clone(),
+            }),
+            alpn: match protocol {
+                UpstreamProtocol::Http1 => vec!["http/1.1".into()],
+                UpstreamProtocol::Http2 => vec!["h2".into()],
+                UpstreamProtocol::Negotiated => vec!["h2".into(), "http/1.1".into()],
+            },
+        }
+    });
+    let mut cluster = Cluster {
+        name: String::new(),
+        discovery: discovery(&endpoints),
+        endpoints,
+        lb_policy: match f.lb_policy {
+            model::LbPolicy::RoundRobin => LbPolicy::RoundRobin,
+            model::LbPolicy::LeastRequest => LbPolicy::LeastRequest,
+            model::LbPolicy::Random => LbPolicy::Random,
+            model::LbPolicy::RingHash => LbPolicy::RingHash,
+            model::LbPolicy::Maglev => LbPolicy::Maglev,
+        },
+        connect_timeout: CONNECT_TIMEOUT,
+        buffer_limit_bytes: BUFFER_LIMIT_BYTES,
+        protocol,
+        tls,
+    };
+    let identity = serde_json::to_vec(&cluster).expect("a cluster serializes");
+    let first = &f.upstreams[0];
+    cluster.name = names::cluster(&first.host, first.port, &identity);
+    cluster
+}
+
+/// The cluster through which Envoy reaches sluice's gRPC port (h2; TLS when the
+/// `authorize_service_url` is https).
+pub fn build_service_cluster(
+    service: &ServiceAddress,
+    ca_file: Option<&std::path::Path>,
+) -> Cluster {
+    let endpoints = vec![Endpoint {
+        address: endpoint_address(&service.host),
+        port: service.port,
+        hostname: service.host.clone(),
+        weight: None,
+    }];
+    Cluster {
+        name: names::SLUICE_CLUSTER.into(),
+        discovery: discovery(&endpoints),
+        endpoints,
+        lb_policy: LbPolicy::RoundRobin,
+        connect_timeout: CONNECT_TIMEOUT,
+        buffer_limit_bytes: BUFFER_LIMIT_BYTES,
+        protocol: UpstreamProtocol::Http2,
+        tls: service.tls.then(|| UpstreamTls {
+            sni: service.host.clone(),
+            verify: ca_file.map(|ca| Verify {
+                ca_file: ca.to_path_buf(),
+                san: service.host.clone(),
+            }),
+            client_certificate: None,
+            alpn: vec!["h2".into()],
+        }),
+    }
+}

@@ -1,0 +1,316 @@
+//! The intermediate form: Envoy-shaped, sorted, stably named, free of Envoy proto types.
+//! Built from the `Model` by `build`; turned into envoy-types protos by `crate::envoy`.
+//! Serializable, so golden tests can show it as YAML.
+
+mod build;
+pub mod limits;
+pub mod names;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use build::{build, build_service_cluster};
+
+/// Envoy's soft per-connection buffer limit on every listener and cluster (Envoy's default
+/// is 1 MiB; 32 KiB is the edge-proxy guidance, and flow control keeps streams moving).
+pub const BUFFER_LIMIT_BYTES: u32 = 32 * 1024;
+
+/// Every upstream connection attempt gives up after this long (Pomerium's value).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Ir {
+    pub listeners: Vec<Listener>,
+    pub route_configs: Vec<RouteConfig>,
+    pub clusters: Vec<Cluster>,
+    pub secrets: Vec<Secret>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    Tcp,
+    /// HTTP/3 over UDP.
+    Quic,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Listener {
+    pub name: String,
+    pub address: SocketAddr,
+    pub transport: Transport,
+    pub tls: Option<DownstreamTls>,
+    pub buffer_limit_bytes: u32,
+    pub hcm: Hcm,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DownstreamTls {
+    /// SDS secret names.
+    pub certificates: Vec<String>,
+    pub alpn: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Codec {
+    Auto,
+    Http1,
+    Http2,
+    Http3,
+}
+
+/// The HTTP connection manager: every timeout from the streaming table in DESIGN.md.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Hcm {
+    pub stat_prefix: String,
+    pub codec: Codec,
+    /// The RDS route configuration name (routes are never inline, so route edits never
+    /// touch the listener).
+    pub route_config: String,
+    /// Bounds receiving the request, never the response.
+    #[serde(with = "go_duration")]
+    pub request_timeout: Duration,
+    #[serde(with = "go_duration")]
+    pub stream_idle_timeout: Duration,
+    /// Closes connections with no active stream.
+    #[serde(with = "go_duration")]
+    pub connection_idle_timeout: Duration,
+    /// Only when `timeout_write` is above 0.
+    #[serde(with = "go_duration::option")]
+    pub max_stream_duration: Option<Duration>,
+    pub ext_authz: Option<ExtAuthz>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ExtAuthz {
+    pub cluster: String,
+    #[serde(with = "go_duration")]
+    pub timeout: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RouteConfig {
+    pub name: String,
+    pub virtual_hosts: Vec<VirtualHost>,
+    /// Added to every response of this route table (e.g. `alt-svc` for HTTP/3).
+    pub response_headers: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct VirtualHost {
+    pub name: String,
+    pub domains: Vec<String>,
+    pub routes: Vec<Route>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PathMatch {
+    Prefix(String),
+    Exact(String),
+    Regex(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HeaderMatch {
+    pub name: String,
+    pub rule: HeaderRule,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HeaderRule {
+    Present,
+    Contains(String),
+    Prefix(String),
+    Regex(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Route {
+    pub name: String,
+    pub path: PathMatch,
+    pub headers: Vec<HeaderMatch>,
+    pub action: Action,
+    pub request_headers_to_remove: Vec<String>,
+    /// Set on the response, replacing any upstream value.
+    pub response_headers: BTreeMap<String, String>,
+    pub authz: Authz,
+}
+
+/// What the ext_authz filter does on this route.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Authz {
+    /// Call sluice with these context extensions (route id and checksum).
+    Check { context: BTreeMap<String, String> },
+    /// The listener has no ext_authz filter (the HTTP→HTTPS redirect listener).
+    None,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Forward(Forward),
+    Redirect(Redirect),
+    Respond { status: u16, body: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Forward {
+    pub cluster: String,
+    /// 0 disables the route timeout.
+    #[serde(with = "go_duration")]
+    pub timeout: Duration,
+    /// None leaves the HCM's stream idle timeout in force.
+    #[serde(with = "go_duration::option")]
+    pub idle_timeout: Option<Duration>,
+    /// For gRPC requests: honour the client's `grpc-timeout` header (0 = no cap).
+    #[serde(with = "go_duration::option")]
+    pub grpc_timeout_header_max: Option<Duration>,
+    pub prefix_rewrite: Option<String>,
+    pub regex_rewrite: Option<RegexRewrite>,
+    pub host_rewrite: HostRewrite,
+    pub append_x_forwarded_host: bool,
+    /// Enabled upgrade types (`websocket`, `spdy/3.1`).
+    pub upgrades: Vec<String>,
+    /// Consistent hashing input for ring_hash and maglev clusters.
+    pub hash_on_routing_key: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RegexRewrite {
+    pub pattern: String,
+    pub substitution: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostRewrite {
+    Auto,
+    Literal(String),
+    Header(String),
+    PathRegex(RegexRewrite),
+    Preserve,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Redirect {
+    pub https_redirect: bool,
+    pub scheme: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub path: Option<String>,
+    pub prefix_rewrite: Option<String>,
+    pub response_code: u16,
+    pub strip_query: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Discovery {
+    /// Every endpoint is an IP address.
+    Static,
+    /// Some endpoint is a host name, resolved by Envoy.
+    StrictDns,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamProtocol {
+    Http1,
+    Http2,
+    /// ALPN picks h2 or http/1.1 (TLS upstreams).
+    Negotiated,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LbPolicy {
+    RoundRobin,
+    LeastRequest,
+    Random,
+    RingHash,
+    Maglev,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Cluster {
+    pub name: String,
+    pub discovery: Discovery,
+    pub endpoints: Vec<Endpoint>,
+    pub lb_policy: LbPolicy,
+    #[serde(with = "go_duration")]
+    pub connect_timeout: Duration,
+    pub buffer_limit_bytes: u32,
+    pub protocol: UpstreamProtocol,
+    pub tls: Option<UpstreamTls>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Endpoint {
+    pub address: String,
+    pub port: u16,
+    /// The host name as written in `to` (used for Host rewriting and health output).
+    pub hostname: String,
+    pub weight: Option<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct UpstreamTls {
+    pub sni: String,
+    pub verify: Option<Verify>,
+    pub client_certificate: Option<CertificateFiles>,
+    pub alpn: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Verify {
+    pub ca_file: PathBuf,
+    /// The DNS SAN the upstream certificate must carry.
+    pub san: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CertificateFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// A TLS certificate served to Envoy over SDS. It names files, so key material never passes
+/// through sluice's output.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Secret {
+    pub name: String,
+    pub files: CertificateFiles,
+}
+
+/// Durations in golden files and logs read like the config (`30s`, `5m0s`).
+mod go_duration {
+    use std::time::Duration;
+
+    use crate::config::duration::GoDuration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&GoDuration(*d))
+    }
+
+    pub mod option {
+        use super::*;
+
+        pub fn serialize<S: serde::Serializer>(
+            d: &Option<Duration>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match d {
+                Some(d) => s.collect_str(&GoDuration(*d)),
+                None => s.serialize_none(),
+            }
+        }
+    }
+}

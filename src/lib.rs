@@ -1,0 +1,10 @@
+//! sluice: an xDS control plane, ext_authz service and sign-in service for Envoy, configured
+//! with Pomerium's YAML, built so that streams never stall.
+
+pub mod cli;
+pub mod config;
+pub mod document;
+pub mod envoy;
+pub mod format;
+pub mod ir;
+pub mod policy;
