@@ -6,5 +6,7 @@ pub mod config;
 pub mod document;
 pub mod envoy;
 pub mod format;
+pub mod hashing;
 pub mod ir;
+pub mod parallel;
 pub mod policy;

@@ -33,7 +33,14 @@ pub fn render(config: &Path, format: Format, ir_only: bool) -> anyhow::Result<Ex
         id: "sluice-render".into(),
         cluster: "sluice".into(),
     };
-    print(&to_json(&bootstrap::render(&model, &ir, &node))?, format)?;
+    print(
+        &to_json(&bootstrap::render(
+            &ir,
+            &model.global.envoy_admin_address,
+            &node,
+        ))?,
+        format,
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

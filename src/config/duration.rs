@@ -65,7 +65,7 @@ impl GoDuration {
                 "m" => 60_000_000_000,
                 "h" => 3_600_000_000_000,
                 "" => return Err(DurationError::MissingUnit),
-                other => return Err(DurationError::UnknownUnit(other.to_string())),
+                other => return Err(DurationError::UnknownUnit(other.trim().to_string())),
             };
             let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
             let whole: u128 = if whole.is_empty() {
@@ -133,9 +133,9 @@ impl fmt::Display for GoDuration {
 }
 
 impl Decode for GoDuration {
-    fn decode(node: &Node, path: &KeyPath, diags: &mut Diagnostics) -> Option<Self> {
+    fn decode(node: Node, path: &KeyPath, diags: &mut Diagnostics) -> Option<Self> {
         let Some(scalar) = node.as_scalar() else {
-            wrong_type(node, path, diags, "a duration such as `30s`");
+            wrong_type(&node, path, diags, "a duration such as `30s`");
             return None;
         };
         match GoDuration::parse(&scalar.text) {

@@ -1,8 +1,10 @@
 //! The validated config: typed, defaults applied, every setting knowing where it came from.
 
 use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -42,6 +44,13 @@ pub struct Setting<T> {
     pub origin: Origin,
 }
 
+/// Only the value: where it was written does not change what it means.
+impl<T: Hash> Hash for Setting<T> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.value.hash(state);
+    }
+}
+
 impl<T> Setting<T> {
     pub fn written(value: T, key: &str, line: usize) -> Self {
         Setting {
@@ -63,7 +72,7 @@ impl<T> Setting<T> {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum CodecType {
     Auto,
@@ -72,7 +81,7 @@ pub enum CodecType {
     Http3,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Default, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum BearerTokenFormat {
     /// Pomerium's `default`: bearer tokens are not read as identity.
@@ -84,7 +93,7 @@ pub enum BearerTokenFormat {
     Jwt,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum LogLevel {
     Trace,
@@ -94,14 +103,14 @@ pub enum LogLevel {
     Error,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Hash)]
 pub struct CertificatePair {
     pub cert: PathBuf,
     pub key: PathBuf,
 }
 
 /// Where Envoy reaches sluice's gRPC server (ext_authz, and xDS for external Envoys).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Hash)]
 pub struct ServiceAddress {
     pub host: String,
     pub port: u16,
@@ -146,13 +155,13 @@ pub struct Global {
     /// Header name → claim name.
     pub jwt_claims_headers: BTreeMap<String, String>,
     pub pass_identity_headers: bool,
-    pub set_response_headers: BTreeMap<String, String>,
+    pub set_response_headers: Arc<BTreeMap<String, String>>,
     pub bearer_token_format: BearerTokenFormat,
     pub log_level: LogLevel,
 }
 
 /// A route's host match, from `from`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Hash)]
 pub struct FromUrl {
     pub scheme: String,
     /// Lowercase; may start with `*.` (a wildcard subdomain) or be `*`.
@@ -160,7 +169,7 @@ pub struct FromUrl {
     pub port: Option<u16>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum PathMatch {
     Prefix(String),
@@ -168,7 +177,7 @@ pub enum PathMatch {
     Regex(String),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum UpstreamScheme {
     Http,
@@ -176,7 +185,7 @@ pub enum UpstreamScheme {
     H2c,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Hash)]
 pub struct Upstream {
     pub scheme: UpstreamScheme,
     pub host: String,
@@ -184,7 +193,7 @@ pub struct Upstream {
     pub weight: Option<u32>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Default, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum LbPolicy {
     #[default]
@@ -195,7 +204,7 @@ pub enum LbPolicy {
     Maglev,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Hash)]
 pub struct UpstreamTls {
     pub skip_verify: bool,
     pub server_name: Option<String>,
@@ -203,7 +212,7 @@ pub struct UpstreamTls {
     pub client_cert: Option<CertificatePair>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum PathRewrite {
     None,
@@ -214,7 +223,7 @@ pub enum PathRewrite {
     },
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum HostRewrite {
     /// The upstream's host name (Envoy's `auto_host_rewrite`), Pomerium's default.
@@ -229,7 +238,7 @@ pub enum HostRewrite {
     Preserve,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Hash)]
 pub struct Forward {
     pub upstreams: Vec<Upstream>,
     pub lb_policy: LbPolicy,
@@ -238,7 +247,7 @@ pub struct Forward {
     pub host_rewrite: HostRewrite,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Hash)]
 pub struct Redirect {
     pub https_redirect: bool,
     pub scheme_redirect: Option<String>,
@@ -250,13 +259,13 @@ pub struct Redirect {
     pub strip_query: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Hash)]
 pub struct DirectResponse {
     pub status: u16,
     pub body: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum RouteAction {
     Forward(Forward),
@@ -282,8 +291,9 @@ pub struct Route {
     pub set_request_headers: BTreeMap<String, String>,
     /// Lowercase, sorted, unique.
     pub remove_request_headers: Vec<String>,
-    /// The global `set_response_headers` with this route's merged over them.
-    pub set_response_headers: BTreeMap<String, String>,
+    /// The global `set_response_headers` with this route's merged over them (shared with
+    /// the global set when the route adds none).
+    pub set_response_headers: Arc<BTreeMap<String, String>>,
     /// Only when the route sets `timeout` itself.
     pub timeout: Option<Setting<Duration>>,
     pub idle_timeout: Option<Setting<Duration>>,
@@ -293,6 +303,50 @@ pub struct Route {
     pub bearer_token_format: BearerTokenFormat,
     pub policy: Policy,
     pub depends_on: Vec<String>,
+}
+
+/// Everything that decides what the route does, and nothing about where it is written, so
+/// moving a route in the file keeps its checksum. Destructured so a new field cannot be
+/// forgotten here.
+impl Hash for Route {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let Route {
+            id,
+            name,
+            index: _,
+            line: _,
+            from,
+            path_match,
+            action,
+            set_request_headers,
+            remove_request_headers,
+            set_response_headers,
+            timeout,
+            idle_timeout,
+            allow_websockets,
+            allow_spdy,
+            pass_identity_headers,
+            bearer_token_format,
+            policy,
+            depends_on,
+        } = self;
+        id.hash(state);
+        name.hash(state);
+        from.hash(state);
+        path_match.hash(state);
+        action.hash(state);
+        set_request_headers.hash(state);
+        remove_request_headers.hash(state);
+        set_response_headers.hash(state);
+        timeout.hash(state);
+        idle_timeout.hash(state);
+        allow_websockets.hash(state);
+        allow_spdy.hash(state);
+        pass_identity_headers.hash(state);
+        bearer_token_format.hash(state);
+        policy.hash(state);
+        depends_on.hash(state);
+    }
 }
 
 impl Route {

@@ -204,8 +204,10 @@ raw_struct! {
         bearer_token_format: String,
         log_level: String,
         services: String,
-        routes: Vec<RawRoute>,
-        policy: Vec<RawRoute>,
+        /// Decoded one by one (as `RawRoute`) while validating, so a large file never holds
+        /// every raw route at once.
+        routes: Vec<Node>,
+        policy: Vec<Node>,
     }
 }
 
@@ -302,19 +304,18 @@ pub struct OneOrMany {
 }
 
 impl Decode for OneOrMany {
-    fn decode(node: &Node, path: &KeyPath, diags: &mut Diagnostics) -> Option<Self> {
+    fn decode(node: Node, path: &KeyPath, diags: &mut Diagnostics) -> Option<Self> {
         match &node.kind {
             NodeKind::Seq(_) => Vec::<Spanned<String>>::decode(node, path, diags)
                 .map(|items| OneOrMany { items, list: true }),
-            _ if node.as_scalar().is_some() => Some(OneOrMany {
-                items: vec![Spanned::new(
-                    node.as_str().unwrap_or_default().to_string(),
-                    node.span,
-                )],
-                list: false,
-            }),
+            _ if node.as_scalar().is_some() => {
+                Spanned::<String>::decode(node, path, diags).map(|item| OneOrMany {
+                    items: vec![item],
+                    list: false,
+                })
+            }
             _ => {
-                wrong_type(node, path, diags, "a URL or a list of URLs");
+                wrong_type(&node, path, diags, "a URL or a list of URLs");
                 None
             }
         }

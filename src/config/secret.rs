@@ -41,14 +41,12 @@ impl serde::Serialize for Secret {
 }
 
 impl Decode for Secret {
-    fn decode(node: &Node, path: &KeyPath, diags: &mut Diagnostics) -> Option<Self> {
-        match node.as_scalar() {
-            Some(s) => Some(Secret(s.text.clone())),
-            None => {
-                wrong_type(node, path, diags, "a string");
-                None
-            }
+    fn decode(node: Node, path: &KeyPath, diags: &mut Diagnostics) -> Option<Self> {
+        if node.as_scalar().is_none() {
+            wrong_type(&node, path, diags, "a string");
+            return None;
         }
+        String::decode(node, path, diags).map(Secret)
     }
 }
 

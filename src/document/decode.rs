@@ -1,7 +1,10 @@
 //! Decoding the YAML tree into raw config structs, collecting every problem instead of
 //! stopping at the first (serde's derive stops at the first error, which is why this exists).
 
+use std::borrow::Cow;
 use std::fmt;
+
+use smallvec::SmallVec;
 
 use super::diag::{Diagnostics, Span};
 use super::yaml::{Node, NodeKind, parse_bool};
@@ -26,13 +29,14 @@ impl<T> std::ops::Deref for Spanned<T> {
     }
 }
 
-/// A key path such as `routes[3].to[1]`, used in every diagnostic.
+/// A key path such as `routes[3].to[1]`, used in every diagnostic. Built for every value
+/// decoded, so it lives inline (no allocation) and names keys by `&'static str` where it can.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct KeyPath(Vec<Segment>);
+pub struct KeyPath(SmallVec<[Segment; 8]>);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Segment {
-    Key(String),
+    Key(Cow<'static, str>),
     Index(usize),
 }
 
@@ -41,9 +45,9 @@ impl KeyPath {
         Self::default()
     }
 
-    pub fn key(&self, key: &str) -> Self {
+    pub fn key(&self, key: impl Into<Cow<'static, str>>) -> Self {
         let mut next = self.clone();
-        next.0.push(Segment::Key(key.to_string()));
+        next.0.push(Segment::Key(key.into()));
         next
     }
 
@@ -67,10 +71,11 @@ impl fmt::Display for KeyPath {
     }
 }
 
-/// Turns a YAML node into a typed value, reporting problems into `diags`.
+/// Turns a YAML node into a typed value, reporting problems into `diags`. Takes the node by
+/// value so strings move out of the tree instead of being copied.
 /// Returns None when the value is unusable (the problem has been reported).
 pub trait Decode: Sized {
-    fn decode(node: &Node, path: &KeyPath, diags: &mut Diagnostics) -> Option<Self>;
+    fn decode(node: Node, path: &KeyPath, diags: &mut Diagnostics) -> Option<Self>;
 }
 
 /// Reports a node of the wrong shape. Values are never echoed: the node might hold a secret.
@@ -83,25 +88,26 @@ pub fn wrong_type(node: &Node, path: &KeyPath, diags: &mut Diagnostics, expected
 }
 
 impl Decode for Node {
-    fn decode(node: &Node, _: &KeyPath, _: &mut Diagnostics) -> Option<Self> {
-        Some(node.clone())
+    fn decode(node: Node, _: &KeyPath, _: &mut Diagnostics) -> Option<Self> {
+        Some(node)
     }
 }
 
 impl Decode for String {
-    fn decode(node: &Node, path: &KeyPath, diags: &mut Diagnostics) -> Option<Self> {
-        match node.as_scalar() {
-            Some(s) => Some(s.text.clone()),
-            None => {
-                wrong_type(node, path, diags, "a string");
-                None
-            }
+    fn decode(node: Node, path: &KeyPath, diags: &mut Diagnostics) -> Option<Self> {
+        if node.as_scalar().is_none() {
+            wrong_type(&node, path, diags, "a string");
+            return None;
+        }
+        match node.kind {
+            NodeKind::Scalar(s) => Some(s.text),
+            _ => None,
         }
     }
 }
 
 impl Decode for bool {
-    fn decode(node: &Node, path: &KeyPath, diags: &mut Diagnostics) -> Option<Self> {
+    fn decode(node: Node, path: &KeyPath, diags: &mut Diagnostics) -> Option<Self> {
         let text = node.as_str();
         if let Some(b) = text.and_then(parse_bool) {
             return Some(b);
@@ -119,7 +125,7 @@ impl Decode for bool {
                 "expected true or false; YAML 1.1 words such as yes/no/on/off are strings in this file",
             );
         } else {
-            wrong_type(node, path, diags, "true or false");
+            wrong_type(&node, path, diags, "true or false");
         }
         None
     }
@@ -128,7 +134,7 @@ impl Decode for bool {
 macro_rules! decode_integer {
     ($($t:ty),*) => {$(
         impl Decode for $t {
-            fn decode(node: &Node, path: &KeyPath, diags: &mut Diagnostics) -> Option<Self> {
+            fn decode(node: Node, path: &KeyPath, diags: &mut Diagnostics) -> Option<Self> {
                 match node.as_str().map(|t| t.parse::<$t>()) {
                     Some(Ok(n)) => Some(n),
                     Some(Err(_)) if node.as_str().is_some_and(|t| t.parse::<i128>().is_ok()) => {
@@ -137,7 +143,7 @@ macro_rules! decode_integer {
                         None
                     }
                     _ => {
-                        wrong_type(node, path, diags, "a whole number");
+                        wrong_type(&node, path, diags, "a whole number");
                         None
                     }
                 }
@@ -148,26 +154,28 @@ macro_rules! decode_integer {
 decode_integer!(u16, u32, i32, i64, u64);
 
 impl<T: Decode> Decode for Spanned<T> {
-    fn decode(node: &Node, path: &KeyPath, diags: &mut Diagnostics) -> Option<Self> {
-        T::decode(node, path, diags).map(|value| Spanned::new(value, node.span))
+    fn decode(node: Node, path: &KeyPath, diags: &mut Diagnostics) -> Option<Self> {
+        let span = node.span;
+        T::decode(node, path, diags).map(|value| Spanned::new(value, span))
     }
 }
 
 impl<T: Decode> Decode for Vec<T> {
-    fn decode(node: &Node, path: &KeyPath, diags: &mut Diagnostics) -> Option<Self> {
-        match &node.kind {
-            NodeKind::Seq(items) => Some(
-                items
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, item)| T::decode(item, &path.index(i), diags))
-                    .collect(),
-            ),
-            _ => {
-                wrong_type(node, path, diags, "a list");
-                None
-            }
+    fn decode(node: Node, path: &KeyPath, diags: &mut Diagnostics) -> Option<Self> {
+        if !matches!(node.kind, NodeKind::Seq(_)) {
+            wrong_type(&node, path, diags, "a list");
+            return None;
         }
+        let NodeKind::Seq(items) = node.kind else {
+            return None;
+        };
+        Some(
+            items
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, item)| T::decode(item, &path.index(i), diags))
+                .collect(),
+        )
     }
 }
 
@@ -177,7 +185,7 @@ impl<T: Decode> Decode for Vec<T> {
 pub struct StringList(pub Vec<Spanned<String>>);
 
 impl Decode for StringList {
-    fn decode(node: &Node, path: &KeyPath, diags: &mut Diagnostics) -> Option<Self> {
+    fn decode(node: Node, path: &KeyPath, diags: &mut Diagnostics) -> Option<Self> {
         if let Some(text) = node.as_str() {
             return Some(StringList(
                 text.split(',')
@@ -202,14 +210,14 @@ impl<V> Default for Pairs<V> {
 }
 
 impl<V: Decode> Decode for Pairs<V> {
-    fn decode(node: &Node, path: &KeyPath, diags: &mut Diagnostics) -> Option<Self> {
+    fn decode(node: Node, path: &KeyPath, diags: &mut Diagnostics) -> Option<Self> {
         let entries = expect_map(node, path, diags)?;
         let mut out: Vec<(Spanned<String>, V)> = Vec::with_capacity(entries.len());
         for (k, v) in entries {
-            let Some(key) = map_key(k, path, diags) else {
+            let Some(key) = map_key(&k, path, diags) else {
                 continue;
             };
-            let child = path.key(key);
+            let child = path.key(key.to_string());
             if out.iter().any(|(seen, _)| seen.value == key) {
                 diags.error(
                     k.span,
@@ -226,15 +234,15 @@ impl<V: Decode> Decode for Pairs<V> {
     }
 }
 
-pub fn expect_map<'n>(
-    node: &'n Node,
+pub fn expect_map(
+    node: Node,
     path: &KeyPath,
     diags: &mut Diagnostics,
-) -> Option<&'n [(Node, Node)]> {
-    match &node.kind {
+) -> Option<Vec<(Node, Node)>> {
+    match node.kind {
         NodeKind::Map(entries) => Some(entries),
         _ => {
-            wrong_type(node, path, diags, "a mapping of keys to values");
+            wrong_type(&node, path, diags, "a mapping of keys to values");
             None
         }
     }
@@ -276,7 +284,7 @@ pub fn unknown_key(
     hints: &KeyHints,
     diags: &mut Diagnostics,
 ) {
-    let at = path.key(key);
+    let at = path.key(key.to_string());
     if hints.unsupported.contains(&key) {
         diags.error(
             span,
@@ -339,30 +347,37 @@ macro_rules! raw_struct {
 
         impl $crate::document::decode::Decode for $name {
             fn decode(
-                node: &$crate::document::yaml::Node,
+                node: $crate::document::yaml::Node,
                 path: &$crate::document::decode::KeyPath,
                 diags: &mut $crate::document::diag::Diagnostics,
             ) -> Option<Self> {
                 use $crate::document::decode::{map_key, unknown_key, expect_map, Spanned};
+                const _: () = assert!($name::KEYS.len() <= 64, "duplicate tracking uses a u64");
+                let span = node.span;
                 let entries = expect_map(node, path, diags)?;
-                let mut out = Self { span: node.span, ..Default::default() };
-                let mut seen: Vec<&str> = Vec::with_capacity(entries.len());
+                let mut out = Self { span, ..Default::default() };
+                let mut seen: u64 = 0;
                 for (k, v) in entries {
-                    let Some(key) = map_key(k, path, diags) else { continue };
-                    if seen.contains(&key) {
-                        diags.error(k.span, &path.key(key),
+                    let Some(key) = map_key(&k, path, diags) else { continue };
+                    let Some(index) = Self::KEYS.iter().position(|known| *known == key) else {
+                        unknown_key(key, k.span, path, Self::KEYS, &$hints, diags);
+                        continue;
+                    };
+                    if seen & (1 << index) != 0 {
+                        diags.error(k.span, &path.key(key.to_string()),
                             format!("`{key}` appears more than once; keep one"));
                         continue;
                     }
-                    seen.push(key);
+                    seen |= 1 << index;
+                    // An empty value (`key:`) means "not set", as in Pomerium.
+                    if v.is_null() {
+                        continue;
+                    }
                     match key {
                         $( stringify!($field) => {
-                            // An empty value (`key:`) means "not set", as in Pomerium.
-                            if !v.is_null() {
-                                out.$field = Spanned::<$ty>::decode(v, &path.key(key), diags);
-                            }
+                            out.$field = Spanned::<$ty>::decode(v, &path.key(stringify!($field)), diags);
                         } )*
-                        other => unknown_key(other, k.span, path, Self::KEYS, &$hints, diags),
+                        _ => {}
                     }
                 }
                 Some(out)

@@ -2,17 +2,23 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-/// A position in the config file (1-based line and column).
+/// A position in the config file (1-based line and column). Kept small: every YAML node
+/// carries one.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Span {
-    pub line: usize,
-    pub col: usize,
+    pub line: u32,
+    pub col: u32,
 }
 
 impl Span {
-    pub const fn new(line: usize, col: usize) -> Self {
-        Self { line, col }
+    pub fn new(line: usize, col: usize) -> Self {
+        let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        Self {
+            line: clamp(line),
+            col: clamp(col),
+        }
     }
 }
 
@@ -63,16 +69,29 @@ impl fmt::Display for Diagnostic {
 /// the user sees every problem in one run.
 #[derive(Debug, Clone)]
 pub struct Diagnostics {
-    file: PathBuf,
+    file: Arc<Path>,
     items: Vec<Diagnostic>,
 }
 
 impl Diagnostics {
     pub fn new(file: &Path) -> Self {
         Self {
-            file: file.to_path_buf(),
+            file: Arc::from(file),
             items: Vec::new(),
         }
+    }
+
+    /// A collector for the same file (for work done on another thread).
+    pub fn sibling(&self) -> Self {
+        Self {
+            file: Arc::clone(&self.file),
+            items: Vec::new(),
+        }
+    }
+
+    /// Takes over another collector's diagnostics.
+    pub fn absorb(&mut self, other: Diagnostics) {
+        self.items.extend(other.items);
     }
 
     pub fn file(&self) -> &Path {
@@ -96,7 +115,7 @@ impl Diagnostics {
     ) {
         self.items.push(Diagnostic {
             severity,
-            file: self.file.clone(),
+            file: self.file.to_path_buf(),
             span,
             path: path.to_string(),
             message: message.into(),
@@ -105,6 +124,14 @@ impl Diagnostics {
 
     pub fn has_errors(&self) -> bool {
         self.items.iter().any(|d| d.severity == Severity::Error)
+    }
+
+    /// Whether an error was already reported at this key path (to avoid reporting its
+    /// consequences as separate problems).
+    pub fn has_error_at(&self, path: &str) -> bool {
+        self.items
+            .iter()
+            .any(|d| d.severity == Severity::Error && d.path == path)
     }
 
     pub fn error_count(&self) -> usize {

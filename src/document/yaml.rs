@@ -176,9 +176,12 @@ pub fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
     Ok(builder.root)
 }
 
+/// Builds the tree from events. Children of every open collection share one scratch stack,
+/// so each finished collection is allocated once, at its exact size.
 #[derive(Default)]
 struct Builder {
     stack: Vec<Open>,
+    scratch: Vec<Node>,
     root: Option<Node>,
     anchors: HashMap<usize, (Node, usize)>,
     nodes: usize,
@@ -188,7 +191,8 @@ struct Open {
     span: Span,
     anchor: usize,
     is_map: bool,
-    items: Vec<Node>,
+    /// Where this collection's children start in `scratch`.
+    start: usize,
 }
 
 impl Builder {
@@ -217,7 +221,7 @@ impl Builder {
             span,
             anchor,
             is_map,
-            items: Vec::new(),
+            start: self.scratch.len(),
         });
         Ok(())
     }
@@ -227,15 +231,17 @@ impl Builder {
             span: Span::default(),
             message: "unbalanced YAML collection".into(),
         })?;
-        let kind = if open.is_map {
-            let mut entries = Vec::with_capacity(open.items.len() / 2);
-            let mut items = open.items.into_iter();
-            while let (Some(k), Some(v)) = (items.next(), items.next()) {
-                entries.push((k, v));
+        let kind = {
+            let mut children = self.scratch.drain(open.start..);
+            if open.is_map {
+                let mut entries = Vec::with_capacity(children.len() / 2);
+                while let (Some(k), Some(v)) = (children.next(), children.next()) {
+                    entries.push((k, v));
+                }
+                NodeKind::Map(entries)
+            } else {
+                NodeKind::Seq(children.collect())
             }
-            NodeKind::Map(entries)
-        } else {
-            NodeKind::Seq(open.items)
         };
         self.value(
             Node {
@@ -251,9 +257,10 @@ impl Builder {
             let size = node_count(&node);
             self.anchors.insert(anchor, (node.clone(), size));
         }
-        match self.stack.last_mut() {
-            Some(open) => open.items.push(node),
-            None => self.root = Some(node),
+        if self.stack.is_empty() {
+            self.root = Some(node);
+        } else {
+            self.scratch.push(node);
         }
         Ok(())
     }

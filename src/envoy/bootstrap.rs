@@ -10,6 +10,8 @@ use envoy_types::pb::envoy::config::overload::v3::{
 };
 use envoy_types::pb::envoy::extensions::resource_monitors::downstream_connections::v3::DownstreamConnectionsConfig;
 
+use std::net::SocketAddr;
+
 use super::common::{ads_config_source, any, socket_address};
 use super::{Delivery, Resources, translate};
 use crate::config::Model;
@@ -48,16 +50,16 @@ fn overload_manager() -> OverloadManager {
     }
 }
 
-fn admin(model: &Model) -> Admin {
+fn admin(address: &SocketAddr) -> Admin {
     Admin {
-        address: Some(socket_address(&model.global.envoy_admin_address, false)),
+        address: Some(socket_address(address, false)),
         ..Default::default()
     }
 }
 
 /// A complete static bootstrap holding the resources xDS serves (route tables inline, secrets
 /// static), for inspection and `envoy --mode validate`.
-pub fn render(model: &Model, ir: &Ir, node: &NodeIdentity) -> Bootstrap {
+pub fn render(ir: &Ir, admin_address: &SocketAddr, node: &NodeIdentity) -> Bootstrap {
     let Resources {
         listeners,
         route_configs: _,
@@ -70,7 +72,7 @@ pub fn render(model: &Model, ir: &Ir, node: &NodeIdentity) -> Bootstrap {
             cluster: node.cluster.clone(),
             ..Default::default()
         }),
-        admin: Some(admin(model)),
+        admin: Some(admin(admin_address)),
         static_resources: Some(bootstrap::StaticResources {
             listeners,
             clusters,
@@ -98,7 +100,7 @@ pub fn ads(model: &Model, flavour: AdsFlavour, node: &NodeIdentity) -> Bootstrap
             cluster: node.cluster.clone(),
             ..Default::default()
         }),
-        admin: Some(admin(model)),
+        admin: Some(admin(&model.global.envoy_admin_address)),
         dynamic_resources: Some(bootstrap::DynamicResources {
             ads_config: Some(ApiConfigSource {
                 api_type: api_type as i32,
@@ -126,4 +128,18 @@ pub fn ads(model: &Model, flavour: AdsFlavour, node: &NodeIdentity) -> Bootstrap
         overload_manager: Some(overload_manager()),
         ..Default::default()
     }
+}
+
+/// A static cluster named like the bootstrap's xDS cluster, for tests that validate
+/// ADS-shaped resources without a running sluice.
+pub fn xds_cluster_for_tests() -> envoy_types::pb::envoy::config::cluster::v3::Cluster {
+    let service = crate::config::model::ServiceAddress {
+        host: "127.0.0.1".into(),
+        port: 5443,
+        tls: false,
+    };
+    super::cluster::cluster(&ir::Cluster {
+        name: names::XDS_CLUSTER.into(),
+        ..ir::build_service_cluster(&service, None)
+    })
 }

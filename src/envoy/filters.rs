@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use envoy_types::pb::envoy::config::core::v3::{ApiVersion, GrpcService, grpc_service};
 use envoy_types::pb::envoy::extensions::filters::http::ext_authz::v3::{
-    CheckSettings, ExtAuthz, ExtAuthzPerRoute, ext_authz, ext_authz_per_route,
+    ExtAuthz, ExtAuthzPerRoute, ext_authz,
 };
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
@@ -75,21 +75,66 @@ fn ext_authz_config(cluster: &str, timeout: Duration) -> ExtAuthz {
 pub fn per_route(authz: &ir::Authz) -> HashMap<String, Any> {
     let mut out = HashMap::new();
     if let ir::Authz::Check { context } = authz {
-        out.insert(EXT_AUTHZ.to_string(), any(check_settings(context)));
+        out.insert(EXT_AUTHZ.to_string(), check_settings(context));
     }
     out
 }
 
-fn check_settings(context: &BTreeMap<String, String>) -> ExtAuthzPerRoute {
-    ExtAuthzPerRoute {
-        r#override: Some(ext_authz_per_route::Override::CheckSettings(
-            CheckSettings {
-                context_extensions: context
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-                ..Default::default()
-            },
-        )),
+/// `ExtAuthzPerRoute { check_settings { context_extensions } }`, packed. prost keeps proto
+/// maps in a `HashMap`, whose encoding order changes from one build to the next; encoding
+/// this map with prost's BTreeMap encoder keeps every route's bytes identical across builds.
+fn check_settings(context: &BTreeMap<String, String>) -> Any {
+    use prost::encoding::{WireType, btree_map, encode_key, encode_varint, string};
+    const CONTEXT_EXTENSIONS: u32 = 1; // CheckSettings.context_extensions
+    const CHECK_SETTINGS: u32 = 2; // ExtAuthzPerRoute.check_settings
+    let mut settings = Vec::new();
+    btree_map::encode(
+        string::encode,
+        string::encoded_len,
+        string::encode,
+        string::encoded_len,
+        CONTEXT_EXTENSIONS,
+        context,
+        &mut settings,
+    );
+    let mut value = Vec::with_capacity(settings.len() + 4);
+    encode_key(CHECK_SETTINGS, WireType::LengthDelimited, &mut value);
+    encode_varint(settings.len() as u64, &mut value);
+    value.extend_from_slice(&settings);
+    Any {
+        type_url: <ExtAuthzPerRoute as prost::Name>::type_url(),
+        value,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envoy_types::pb::envoy::extensions::filters::http::ext_authz::v3::{
+        CheckSettings, ext_authz_per_route,
+    };
+    use prost::Message;
+
+    #[test]
+    fn check_settings_encode_like_prost_and_deterministically() {
+        let context = BTreeMap::from([
+            ("route_id".to_string(), "abc".to_string()),
+            ("route_checksum".to_string(), "0123".to_string()),
+            ("z".to_string(), "last".to_string()),
+        ]);
+        let packed = check_settings(&context);
+        let decoded = ExtAuthzPerRoute::decode(packed.value.as_slice()).unwrap();
+        let expected = ExtAuthzPerRoute {
+            r#override: Some(ext_authz_per_route::Override::CheckSettings(
+                CheckSettings {
+                    context_extensions: context.clone().into_iter().collect(),
+                    ..Default::default()
+                },
+            )),
+        };
+        assert_eq!(decoded, expected);
+        for _ in 0..20 {
+            assert_eq!(check_settings(&context), packed);
+        }
     }
 }

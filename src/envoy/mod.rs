@@ -4,6 +4,7 @@
 pub mod bootstrap;
 mod cluster;
 mod common;
+mod encode;
 pub mod filters;
 pub mod json;
 mod listener;
@@ -16,6 +17,8 @@ use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret;
 
 use crate::ir::Ir;
+
+pub use encode::{EncodedResource, EncodedResources, encode};
 
 /// How the resources reach Envoy. Only two things differ: a static bootstrap cannot use RDS,
 /// so the route table sits inside the connection manager, and its secrets are found by name

@@ -29,7 +29,7 @@ pub fn route_configuration(rc: &ir::RouteConfig) -> RouteConfiguration {
     }
 }
 
-fn virtual_host(v: &ir::VirtualHost) -> VirtualHost {
+pub fn virtual_host(v: &ir::VirtualHost) -> VirtualHost {
     VirtualHost {
         name: v.name.clone(),
         domains: v.domains.clone(),
@@ -59,7 +59,7 @@ fn route(r: &ir::Route) -> Route {
             ..Default::default()
         }),
         action: Some(action(&r.action)),
-        request_headers_to_remove: r.request_headers_to_remove.clone(),
+        request_headers_to_remove: r.request_headers_to_remove.to_vec(),
         response_headers_to_add: r
             .response_headers
             .iter()

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::limits::{RouteTimeouts, route_timeouts};
@@ -24,28 +25,36 @@ pub fn build(model: &Model) -> Ir {
     );
     clusters.insert(sluice.name.clone(), sluice);
 
-    let mut vhosts: BTreeMap<String, VirtualHost> = BTreeMap::new();
-    for route in &model.routes {
+    // Per-route work is independent (and parallel for large configs); grouping into virtual
+    // hosts and sharing clusters happens afterwards, in file order.
+    let built = crate::parallel::map(model.routes.iter().collect(), |route| {
         let (vhost_host, authority) = match route.from.host.as_str() {
             "*" => ("*".to_string(), None),
             h if h.starts_with("*.") => ("*".to_string(), Some(wildcard_authority(h))),
             h => (h.to_string(), None),
         };
-        let vhost = vhosts
-            .entry(vhost_host.clone())
-            .or_insert_with(|| VirtualHost {
-                name: names::virtual_host(&vhost_host),
-                domains: if vhost_host == "*" {
+        let (routes, cluster) = build_routes(route, g, authority);
+        (vhost_host, routes, cluster)
+    });
+    let mut vhosts: BTreeMap<String, VirtualHost> = BTreeMap::new();
+    for (vhost_host, routes, cluster) in built {
+        if let Some(cluster) = cluster {
+            clusters.entry(cluster.name.clone()).or_insert(cluster);
+        }
+        vhosts
+            .entry(vhost_host)
+            .or_insert_with_key(|host| VirtualHost {
+                name: names::virtual_host(host),
+                domains: if host == "*" {
                     vec!["*".into()]
                 } else {
                     // Any port: Pomerium matches a route's host whatever port the client used.
-                    vec![vhost_host.clone(), format!("{vhost_host}:*")]
+                    vec![host.clone(), format!("{host}:*")]
                 },
                 routes: Vec::new(),
-            });
-        vhost
+            })
             .routes
-            .extend(build_routes(route, g, authority, &mut clusters));
+            .extend(routes);
     }
 
     let secrets: Vec<Secret> = g
@@ -176,8 +185,8 @@ fn redirect_routes(g: &Global) -> RouteConfig {
                     response_code: 301,
                     strip_query: false,
                 }),
-                request_headers_to_remove: Vec::new(),
-                response_headers: BTreeMap::new(),
+                request_headers_to_remove: Arc::default(),
+                response_headers: Arc::default(),
                 authz: Authz::None,
             }],
         }],
@@ -195,17 +204,16 @@ fn wildcard_authority(host: &str) -> HeaderMatch {
     }
 }
 
+/// The Envoy routes for one config route, and the cluster they send to (if any).
 fn build_routes(
     route: &model::Route,
     g: &Global,
     authority: Option<HeaderMatch>,
-    clusters: &mut BTreeMap<String, Cluster>,
-) -> Vec<Route> {
-    let checksum = names::short_hash(&serde_json::to_vec(route).expect("a model route serializes"));
-    let context = BTreeMap::from([
+) -> (Vec<Route>, Option<Cluster>) {
+    let context = Arc::new(BTreeMap::from([
         ("route_id".to_string(), route.id.clone()),
-        ("route_checksum".to_string(), checksum),
-    ]);
+        ("route_checksum".to_string(), names::content_hash(route)),
+    ]));
     let mut remove = route.remove_request_headers.clone();
     if !route.pass_identity_headers {
         remove.extend(IDENTITY_HEADERS.iter().map(|h| h.to_string()));
@@ -213,6 +221,7 @@ fn build_routes(
     }
     remove.sort();
     remove.dedup();
+    let remove: Arc<[String]> = remove.into();
     let base = Route {
         name: names::route(&route.id),
         path: match &route.path_match {
@@ -226,36 +235,40 @@ fn build_routes(
             body: String::new(),
         },
         request_headers_to_remove: remove,
-        response_headers: route.set_response_headers.clone(),
+        response_headers: Arc::clone(&route.set_response_headers),
         authz: Authz::Check { context },
     };
     match &route.action {
-        RouteAction::Redirect(r) => vec![Route {
-            action: Action::Redirect(Redirect {
-                https_redirect: r.https_redirect,
-                scheme: r.scheme_redirect.clone(),
-                host: r.host_redirect.clone(),
-                port: r.port_redirect,
-                path: r.path_redirect.clone(),
-                prefix_rewrite: r.prefix_rewrite.clone(),
-                response_code: r.response_code,
-                strip_query: r.strip_query,
-            }),
-            ..base
-        }],
-        RouteAction::Respond(r) => vec![Route {
-            action: Action::Respond {
-                status: r.status,
-                body: r.body.clone(),
-            },
-            ..base
-        }],
+        RouteAction::Redirect(r) => (
+            vec![Route {
+                action: Action::Redirect(Redirect {
+                    https_redirect: r.https_redirect,
+                    scheme: r.scheme_redirect.clone(),
+                    host: r.host_redirect.clone(),
+                    port: r.port_redirect,
+                    path: r.path_redirect.clone(),
+                    prefix_rewrite: r.prefix_rewrite.clone(),
+                    response_code: r.response_code,
+                    strip_query: r.strip_query,
+                }),
+                ..base
+            }],
+            None,
+        ),
+        RouteAction::Respond(r) => (
+            vec![Route {
+                action: Action::Respond {
+                    status: r.status,
+                    body: r.body.clone(),
+                },
+                ..base
+            }],
+            None,
+        ),
         RouteAction::Forward(f) => {
             let cluster = upstream_cluster(f, route.allow_websockets, g);
-            let cluster_name = cluster.name.clone();
-            let lb = cluster.lb_policy;
-            clusters.entry(cluster_name.clone()).or_insert(cluster);
-            forward_routes(route, f, g, base, cluster_name, lb)
+            let routes = forward_routes(route, f, g, base, cluster.name.clone(), cluster.lb_policy);
+            (routes, Some(cluster))
         }
     }
 }
@@ -452,7 +465,7 @@ fn upstream_cluster(f: &model::Forward, websockets: bool, g: &Global) -> Cluster
         protocol,
         tls,
     };
-    let identity = serde_json::to_vec(&cluster).expect("a cluster serializes");
+    let identity = names::content_hash(&cluster);
     let first = &f.upstreams[0];
     cluster.name = names::cluster(&first.host, first.port, &identity);
     cluster

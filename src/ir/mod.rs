@@ -9,9 +9,10 @@ pub mod names;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use build::{build, build_service_cluster};
 
@@ -22,7 +23,7 @@ pub const BUFFER_LIMIT_BYTES: u32 = 32 * 1024;
 /// Every upstream connection attempt gives up after this long (Pomerium's value).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Hash)]
 pub struct Ir {
     pub listeners: Vec<Listener>,
     pub route_configs: Vec<RouteConfig>,
@@ -30,7 +31,7 @@ pub struct Ir {
     pub secrets: Vec<Secret>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum Transport {
     Tcp,
@@ -38,7 +39,7 @@ pub enum Transport {
     Quic,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Hash)]
 pub struct Listener {
     pub name: String,
     pub address: SocketAddr,
@@ -48,14 +49,14 @@ pub struct Listener {
     pub hcm: Hcm,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Hash)]
 pub struct DownstreamTls {
     /// SDS secret names.
     pub certificates: Vec<String>,
     pub alpn: Vec<String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum Codec {
     Auto,
@@ -65,7 +66,7 @@ pub enum Codec {
 }
 
 /// The HTTP connection manager: every timeout from the streaming table in DESIGN.md.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Hash)]
 pub struct Hcm {
     pub stat_prefix: String,
     pub codec: Codec,
@@ -86,14 +87,14 @@ pub struct Hcm {
     pub ext_authz: Option<ExtAuthz>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Hash)]
 pub struct ExtAuthz {
     pub cluster: String,
     #[serde(with = "go_duration")]
     pub timeout: Duration,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Hash)]
 pub struct RouteConfig {
     pub name: String,
     pub virtual_hosts: Vec<VirtualHost>,
@@ -101,14 +102,14 @@ pub struct RouteConfig {
     pub response_headers: BTreeMap<String, String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Hash)]
 pub struct VirtualHost {
     pub name: String,
     pub domains: Vec<String>,
     pub routes: Vec<Route>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum PathMatch {
     Prefix(String),
@@ -116,13 +117,13 @@ pub enum PathMatch {
     Regex(String),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Hash)]
 pub struct HeaderMatch {
     pub name: String,
     pub rule: HeaderRule,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum HeaderRule {
     Present,
@@ -131,29 +132,32 @@ pub enum HeaderRule {
     Regex(String),
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Hash)]
 pub struct Route {
     pub name: String,
     pub path: PathMatch,
     pub headers: Vec<HeaderMatch>,
     pub action: Action,
-    pub request_headers_to_remove: Vec<String>,
+    /// Shared between a route and its stream variants.
+    pub request_headers_to_remove: Arc<[String]>,
     /// Set on the response, replacing any upstream value.
-    pub response_headers: BTreeMap<String, String>,
+    pub response_headers: Arc<BTreeMap<String, String>>,
     pub authz: Authz,
 }
 
 /// What the ext_authz filter does on this route.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum Authz {
     /// Call sluice with these context extensions (route id and checksum).
-    Check { context: BTreeMap<String, String> },
+    Check {
+        context: Arc<BTreeMap<String, String>>,
+    },
     /// The listener has no ext_authz filter (the HTTP→HTTPS redirect listener).
     None,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     Forward(Forward),
@@ -161,7 +165,7 @@ pub enum Action {
     Respond { status: u16, body: String },
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Hash)]
 pub struct Forward {
     pub cluster: String,
     /// 0 disables the route timeout.
@@ -183,13 +187,13 @@ pub struct Forward {
     pub hash_on_routing_key: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Hash)]
 pub struct RegexRewrite {
     pub pattern: String,
     pub substitution: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum HostRewrite {
     Auto,
@@ -199,7 +203,7 @@ pub enum HostRewrite {
     Preserve,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Hash)]
 pub struct Redirect {
     pub https_redirect: bool,
     pub scheme: Option<String>,
@@ -211,7 +215,7 @@ pub struct Redirect {
     pub strip_query: bool,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum Discovery {
     /// Every endpoint is an IP address.
@@ -220,7 +224,7 @@ pub enum Discovery {
     StrictDns,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum UpstreamProtocol {
     Http1,
@@ -229,7 +233,7 @@ pub enum UpstreamProtocol {
     Negotiated,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum LbPolicy {
     RoundRobin,
@@ -239,7 +243,7 @@ pub enum LbPolicy {
     Maglev,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Hash)]
 pub struct Cluster {
     pub name: String,
     pub discovery: Discovery,
@@ -252,7 +256,7 @@ pub struct Cluster {
     pub tls: Option<UpstreamTls>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Hash)]
 pub struct Endpoint {
     pub address: String,
     pub port: u16,
@@ -261,7 +265,7 @@ pub struct Endpoint {
     pub weight: Option<u32>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Hash)]
 pub struct UpstreamTls {
     pub sni: String,
     pub verify: Option<Verify>,
@@ -269,14 +273,14 @@ pub struct UpstreamTls {
     pub alpn: Vec<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Hash)]
 pub struct Verify {
     pub ca_file: PathBuf,
     /// The DNS SAN the upstream certificate must carry.
     pub san: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Hash)]
 pub struct CertificateFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
@@ -284,7 +288,7 @@ pub struct CertificateFiles {
 
 /// A TLS certificate served to Envoy over SDS. It names files, so key material never passes
 /// through sluice's output.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Hash)]
 pub struct Secret {
     pub name: String,
     pub files: CertificateFiles,
@@ -294,10 +298,19 @@ pub struct Secret {
 mod go_duration {
     use std::time::Duration;
 
+    use serde::Deserialize;
+
     use crate::config::duration::GoDuration;
 
     pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(&GoDuration(*d))
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        GoDuration::parse(&text)
+            .map(|g| g.0)
+            .map_err(serde::de::Error::custom)
     }
 
     pub mod option {
@@ -311,6 +324,18 @@ mod go_duration {
                 Some(d) => s.collect_str(&GoDuration(*d)),
                 None => s.serialize_none(),
             }
+        }
+
+        pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<Duration>, D::Error> {
+            Option::<String>::deserialize(d)?
+                .map(|text| {
+                    GoDuration::parse(&text)
+                        .map(|g| g.0)
+                        .map_err(serde::de::Error::custom)
+                })
+                .transpose()
         }
     }
 }

@@ -1,8 +1,6 @@
 //! Stable, readable resource names. Renaming a resource disrupts live Envoys, so every name
 //! is derived from what the resource is, never from its position or a counter.
 
-use sha2::{Digest, Sha256};
-
 pub const MAIN_LISTENER: &str = "listener/ingress";
 pub const QUIC_LISTENER: &str = "listener/ingress-quic";
 pub const REDIRECT_LISTENER: &str = "listener/http-redirect";
@@ -32,7 +30,7 @@ pub fn certificate(index: usize) -> String {
 /// A cluster is named after its first upstream plus a hash of everything that makes it
 /// distinct, so equal upstream sets share one cluster and a changed set gets a new name
 /// (added before routes switch to it, removed after).
-pub fn cluster(first_host: &str, first_port: u16, identity: &[u8]) -> String {
+pub fn cluster(first_host: &str, first_port: u16, identity: &str) -> String {
     let host: String = first_host
         .chars()
         .map(|c| {
@@ -43,10 +41,7 @@ pub fn cluster(first_host: &str, first_port: u16, identity: &[u8]) -> String {
             }
         })
         .collect();
-    format!("cluster/{host}-{first_port}-{}", short_hash(identity))
+    format!("cluster/{host}-{first_port}-{identity}")
 }
 
-/// The first 8 bytes of SHA-256, as hex.
-pub fn short_hash(bytes: &[u8]) -> String {
-    hex::encode(&Sha256::digest(bytes)[..8])
-}
+pub use crate::hashing::content_hash;

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 /// A route's whole policy: every allow and deny rule (shorthands included).
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Hash)]
 pub struct Policy {
     pub rules: Vec<Rule>,
 }
@@ -16,7 +16,7 @@ impl Policy {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     Allow,
@@ -24,7 +24,7 @@ pub enum Action {
 }
 
 /// One `allow:` or `deny:` block. Each non-empty operator list is OR-ed into the action.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Hash)]
 pub struct Rule {
     pub action: Action,
     pub and: Vec<Criterion>,
@@ -35,7 +35,7 @@ pub struct Rule {
     pub nor: Vec<Criterion>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Hash)]
 #[serde(rename_all = "snake_case", tag = "criterion", content = "matcher")]
 pub enum Criterion {
     Accept,
@@ -75,10 +75,10 @@ impl Criterion {
 }
 
 /// All operators must hold.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Hash)]
 pub struct StringMatcher(pub Vec<StringOp>);
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum StringOp {
     Is(String),
@@ -90,8 +90,21 @@ pub enum StringOp {
     NotIn(Vec<String>),
 }
 
+/// Claim values are JSON scalars; they hash by their JSON text.
+impl std::hash::Hash for ListOp {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let (tag, value) = match self {
+            ListOp::Has(v) => (0u8, v),
+            ListOp::Is(v) => (1, v),
+            ListOp::Exclude(v) => (2, v),
+        };
+        tag.hash(state);
+        value.to_string().hash(state);
+    }
+}
+
 /// Matchers over a list of values (claims, groups). All operators must hold.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Hash)]
 pub struct ListMatcher(pub Vec<ListOp>);
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -105,7 +118,7 @@ pub enum ListOp {
     Exclude(serde_json::Value),
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Hash)]
 pub struct CertificateMatcher {
     /// SHA-256 fingerprints of the leaf certificate, lowercase hex without colons.
     pub fingerprint: Vec<String>,
@@ -117,7 +130,7 @@ pub struct CertificateMatcher {
 }
 
 /// An IP network (a single address is a /32 or /128).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Cidr {
     pub addr: IpAddr,
     pub prefix: u8,

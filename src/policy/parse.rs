@@ -133,13 +133,13 @@ fn parse_rule_object(node: &Node, path: &KeyPath, diags: &mut Diagnostics) -> Ve
             other => {
                 diags.error(
                     key.span,
-                    path.key(other),
+                    path.key(other.to_string()),
                     format!("unsupported action: {other} (a policy has `allow` and `deny` blocks)"),
                 );
                 continue;
             }
         };
-        if let Some(rule) = parse_action_block(action, value, &path.key(name), diags) {
+        if let Some(rule) = parse_action_block(action, value, &path.key(name.to_string()), diags) {
             rules.push(rule);
         }
     }
@@ -167,7 +167,7 @@ fn parse_action_block(
     };
     for (key, value) in entries {
         let name = key.as_str().unwrap_or_default();
-        let at = path.key(name);
+        let at = path.key(name.to_string());
         let target = match name {
             "and" => &mut rule.and,
             "or" => &mut rule.or,
@@ -221,7 +221,7 @@ fn parse_criterion(node: &Node, path: &KeyPath, diags: &mut Diagnostics) -> Opti
         Some((n, s)) => (n, Some(s)),
         None => (full, None),
     };
-    let at = path.key(full);
+    let at = path.key(full.to_string());
     if sub.is_some() && name != "claim" {
         diags.error(
             key.span,
@@ -314,7 +314,7 @@ fn string_matcher(node: &Node, path: &KeyPath, diags: &mut Diagnostics) -> Optio
     let mut ok = true;
     for (key, value) in entries {
         let op = key.as_str().unwrap_or_default();
-        let at = path.key(op);
+        let at = path.key(op.to_string());
         let parsed = match op {
             "in" | "not_in" => string_array(value, &at, diags, op).map(|v| {
                 if op == "in" {
@@ -409,7 +409,7 @@ fn list_matcher(node: &Node, path: &KeyPath, diags: &mut Diagnostics) -> Option<
         if value.as_scalar().is_none() {
             diags.error(
                 value.span,
-                path.key(op),
+                path.key(op.to_string()),
                 format!(
                     "the `{op}` matcher needs a single value, found {}",
                     value.describe()
@@ -426,7 +426,7 @@ fn list_matcher(node: &Node, path: &KeyPath, diags: &mut Diagnostics) -> Option<
             other => {
                 diags.error(
                     key.span,
-                    path.key(other),
+                    path.key(other.to_string()),
                     format!("unknown string list matcher operator: {other}"),
                 );
                 ok = false;
@@ -480,7 +480,7 @@ fn certificate_matcher(
     let mut ok = true;
     for (key, value) in entries {
         let name = key.as_str().unwrap_or_default();
-        let at = path.key(name);
+        let at = path.key(name.to_string());
         let values = || -> Vec<&Node> {
             match &value.kind {
                 NodeKind::Seq(items) => items.iter().collect(),

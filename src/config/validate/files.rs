@@ -15,11 +15,23 @@ pub enum PemKind {
 /// Envoy, whose working directory may differ, gets a path that works.
 pub fn resolve(base: &Path, path: &str) -> PathBuf {
     let p = Path::new(path);
-    if p.is_absolute() {
+    let joined = if p.is_absolute() {
         p.to_path_buf()
     } else {
         base.join(p)
+    };
+    // Lexically, so messages show `certs/a.pem` rather than `config/../certs/a.pem`.
+    let mut out = PathBuf::new();
+    for part in joined.components() {
+        match part {
+            std::path::Component::ParentDir if out.file_name().is_some() => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
     }
+    out
 }
 
 /// Checks that the file exists and holds a PEM block of the given kind.

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -221,7 +222,7 @@ pub(super) fn validate_global(raw: &RawConfig, base: &Path, diags: &mut Diagnost
     let set_response_headers = response_headers(
         raw.set_response_headers.as_ref().map(|s| &s.value),
         &root.key("set_response_headers"),
-        default_response_headers(!insecure_server),
+        &Arc::new(default_response_headers(!insecure_server)),
         diags,
     );
 
@@ -323,7 +324,7 @@ fn service_url(u: &Spanned<String>, diags: &mut Diagnostics) -> Option<ServiceAd
 
 fn duration(raw: &Option<Spanned<GoDuration>>, key: &str, default: Duration) -> Setting<Duration> {
     match raw {
-        Some(d) => Setting::written(d.value.0, key, d.span.line),
+        Some(d) => Setting::written(d.value.0, key, d.span.line as usize),
         None => Setting::default(default, key),
     }
 }
@@ -366,8 +367,8 @@ fn certificates(
     let mut check = |cert: &Spanned<String>,
                      key: &Spanned<String>,
                      path: KeyPath,
-                     cert_key: &str,
-                     key_key: &str,
+                     cert_key: &'static str,
+                     key_key: &'static str,
                      diags: &mut Diagnostics| {
         let (c, k) = (resolve(base, &cert.value), resolve(base, &key.value));
         if let Err(e) = check_pem(&c, PemKind::Certificate) {
@@ -422,7 +423,7 @@ fn certificates(
             "insecure_server is true, so the configured certificates are not used",
         );
     }
-    if !insecure && pairs.is_empty() {
+    if !insecure && pairs.is_empty() && !diags.has_error_at("insecure_server") {
         diags.error(raw.address.as_ref().map(|a| a.span).unwrap_or(Span::new(1, 1)), "", 
             "no TLS certificate is configured: add `certificates` (or `certificate_file` and `certificate_key_file`), or set `insecure_server: true` to serve plain HTTP");
     }

@@ -1,6 +1,7 @@
 //! Header names and header maps (`set_request_headers`, `set_response_headers`, ...).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::document::decode::{KeyPath, Pairs, Spanned};
 use crate::document::diag::Diagnostics;
@@ -28,7 +29,7 @@ fn is_nginx_only(name: &str) -> bool {
 pub fn warn_nginx_headers(pairs: &Pairs<Spanned<String>>, path: &KeyPath, diags: &mut Diagnostics) {
     for (name, _) in &pairs.0 {
         if is_nginx_only(name) {
-            diags.warning(name.span, path.key(name), format!(
+            diags.warning(name.span, path.key(name.value.clone()), format!(
                 "`{}` does nothing in Envoy (it is an nginx instruction); sluice never buffers responses, so streams such as SSE flow without it", name.value));
         }
     }
@@ -43,7 +44,7 @@ pub fn header_map(
     let mut out: BTreeMap<String, String> = BTreeMap::new();
     let mut seen: Vec<String> = Vec::new();
     for (name, value) in &pairs.0 {
-        let at = path.key(name);
+        let at = path.key(name.value.clone());
         if let Err(e) = check_header_name(name) {
             diags.error(name.span, &at, format!("invalid header name: {e}"));
             continue;
@@ -75,23 +76,27 @@ pub fn header_map(
 }
 
 /// `set_response_headers` over a base set: a `disable` key turns every header off, as in
-/// Pomerium; otherwise the given headers replace the base ones with the same name.
+/// Pomerium; otherwise the given headers replace the base ones with the same name. Without
+/// any, the base set itself is shared.
 pub fn response_headers(
     pairs: Option<&Pairs<Spanned<String>>>,
     path: &KeyPath,
-    base: BTreeMap<String, String>,
+    base: &Arc<BTreeMap<String, String>>,
     diags: &mut Diagnostics,
-) -> BTreeMap<String, String> {
-    let Some(pairs) = pairs else { return base };
+) -> Arc<BTreeMap<String, String>> {
+    let Some(pairs) = pairs else {
+        return Arc::clone(base);
+    };
     warn_nginx_headers(pairs, path, diags);
     let given = header_map(pairs, path, diags);
     if given.keys().any(|k| k.eq_ignore_ascii_case("disable")) {
-        return BTreeMap::new();
+        return Arc::default();
     }
     let mut merged: BTreeMap<String, String> = base
-        .into_iter()
+        .iter()
         .filter(|(k, _)| !given.keys().any(|g| g.eq_ignore_ascii_case(k)))
+        .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     merged.extend(given);
-    merged
+    Arc::new(merged)
 }

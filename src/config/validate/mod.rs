@@ -12,10 +12,11 @@ use std::path::Path;
 pub use addr::connect_host;
 
 use super::model::Model;
-use super::raw::RawConfig;
+use super::raw::{RawConfig, RawRoute};
 use crate::document::decode::{Decode, KeyPath};
 use crate::document::diag::{Diagnostics, Rejected, Span};
-use crate::document::yaml;
+use crate::document::yaml::{self, Node};
+use crate::parallel;
 
 /// Reads and validates a config file.
 pub fn load(path: &Path) -> Result<Model, Rejected> {
@@ -37,22 +38,38 @@ pub fn load(path: &Path) -> Result<Model, Rejected> {
 /// the directory of `path`).
 pub fn load_bytes(path: &Path, bytes: &[u8]) -> Result<Model, Rejected> {
     let mut diags = Diagnostics::new(path);
-    let Some(raw) = read_raw(bytes, &mut diags) else {
+    let Some(mut raw) = read_raw(bytes, &mut diags) else {
         return Err(reject(diags));
     };
     let base = path.parent().unwrap_or(Path::new("."));
     let global = global::validate_global(&raw, base, &mut diags);
 
-    let mut routes = Vec::new();
-    for (list, entries) in [("routes", &raw.routes), ("policy", &raw.policy)] {
-        if let (Some(entries), "policy") = (entries, list) {
+    // Each route is decoded and checked on its own (in parallel for large files); their
+    // diagnostics are merged afterwards and sorted by position anyway.
+    let mut pending: Vec<(&'static str, usize, Node)> = Vec::new();
+    for (list, entries) in [("routes", raw.routes.take()), ("policy", raw.policy.take())] {
+        let Some(entries) = entries else { continue };
+        if list == "policy" {
             diags.warning(entries.span, "policy", "the top-level `policy` list is Pomerium's legacy name for `routes`; it works, but prefer `routes`");
         }
-        for (i, r) in entries.iter().flat_map(|e| e.value.iter()).enumerate() {
-            if let Some(route) = route::validate_route(r, i, list, &global, base, &mut diags) {
-                routes.push(route);
-            }
-        }
+        pending.extend(
+            entries
+                .value
+                .into_iter()
+                .enumerate()
+                .map(|(i, node)| (list, i, node)),
+        );
+    }
+    let checked = parallel::map(pending, |(list, i, node)| {
+        let mut route_diags = diags.sibling();
+        let route = RawRoute::decode(node, &KeyPath::root().key(list).index(i), &mut route_diags)
+            .and_then(|r| route::validate_route(&r, i, list, &global, base, &mut route_diags));
+        (route, route_diags)
+    });
+    let mut routes = Vec::with_capacity(checked.len());
+    for (route, route_diags) in checked {
+        diags.absorb(route_diags);
+        routes.extend(route);
     }
     check_unique_ids(&routes, &mut diags);
     if routes.is_empty() && !diags.has_errors() {
@@ -116,7 +133,7 @@ fn read_raw(bytes: &[u8], diags: &mut Diagnostics) -> Option<RawConfig> {
             return None;
         }
     };
-    RawConfig::decode(&root, &KeyPath::root(), diags)
+    RawConfig::decode(root, &KeyPath::root(), diags)
 }
 
 fn position(prefix: &[u8]) -> (usize, usize) {

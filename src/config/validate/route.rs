@@ -4,8 +4,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
-
 use super::addr::{parse_from, parse_to};
 use super::files::{PemKind, check_pem, resolve};
 use super::global::{bearer_token_format, show};
@@ -23,7 +21,7 @@ use crate::policy::{self, Policy, Shorthands};
 pub(super) fn validate_route(
     raw: &RawRoute,
     index: usize,
-    list: &str,
+    list: &'static str,
     global: &Global,
     base: &Path,
     diags: &mut Diagnostics,
@@ -71,18 +69,18 @@ pub(super) fn validate_route(
     let set_response_headers = response_headers(
         raw.set_response_headers.as_ref().map(|s| &s.value),
         &path.key("set_response_headers"),
-        global.set_response_headers.clone(),
+        &global.set_response_headers,
         diags,
     );
 
     let timeout = raw
         .timeout
         .as_ref()
-        .map(|t| Setting::written(t.value.0, "timeout", t.span.line));
+        .map(|t| Setting::written(t.value.0, "timeout", t.span.line as usize));
     let idle_timeout = raw
         .idle_timeout
         .as_ref()
-        .map(|t| Setting::written(t.value.0, "idle_timeout", t.span.line));
+        .map(|t| Setting::written(t.value.0, "idle_timeout", t.span.line as usize));
     if let (Some(t), false) = (&raw.timeout, global.timeout_write.value.is_zero()) {
         let write = global.timeout_write.value;
         if t.value.is_zero() || t.value.0 > write {
@@ -135,7 +133,7 @@ pub(super) fn validate_route(
         id,
         name: raw.name.as_ref().map(|n| n.value.clone()),
         index,
-        line: raw.span.line,
+        line: raw.span.line as usize,
         from,
         path_match,
         action,
@@ -159,30 +157,28 @@ fn flag(b: &Option<Spanned<bool>>) -> bool {
 
 /// Pomerium's route id: a hash of what identifies the route (from, match, destination).
 fn derived_id(raw: &RawRoute) -> String {
-    let mut h = Sha256::new();
-    let mut part = |label: &str, value: Option<&str>| {
-        h.update(label.as_bytes());
-        h.update([0]);
-        h.update(value.unwrap_or_default().as_bytes());
-        h.update([0]);
-    };
-    part("from", raw.from.as_deref().map(String::as_str));
-    part("prefix", raw.prefix.as_deref().map(String::as_str));
-    part("path", raw.path.as_deref().map(String::as_str));
-    part("regex", raw.regex.as_deref().map(String::as_str));
-    for to in raw.to.iter().flat_map(|t| t.value.items.iter()) {
-        part("to", Some(to));
-    }
-    if let Some(r) = &raw.redirect {
-        part("redirect", Some(&format!("{:?}", redirect_fields(r))));
-    }
-    if let Some(r) = &raw.response {
-        part(
-            "response",
-            Some(&format!("{:?}{:?}", r.status.as_deref(), r.body.as_deref())),
-        );
-    }
-    hex::encode(&h.finalize()[..8])
+    let to: Vec<&str> = raw
+        .to
+        .iter()
+        .flat_map(|t| t.value.items.iter().map(|i| i.value.as_str()))
+        .collect();
+    let redirect = raw
+        .redirect
+        .as_ref()
+        .map(|r| format!("{:?}", redirect_fields(r)));
+    let response = raw
+        .response
+        .as_ref()
+        .map(|r| (r.status.as_deref().copied(), r.body.as_deref().cloned()));
+    crate::hashing::content_hash(&(
+        raw.from.as_deref(),
+        raw.prefix.as_deref(),
+        raw.path.as_deref(),
+        raw.regex.as_deref(),
+        to,
+        redirect,
+        response,
+    ))
 }
 
 fn redirect_fields(r: &RawRedirect) -> impl std::fmt::Debug + '_ {
@@ -209,12 +205,12 @@ fn path_match(raw: &RawRoute, path: &KeyPath, diags: &mut Diagnostics) -> Option
     .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
     .collect();
     for (ignored, v) in given.iter().skip(1) {
-        diags.warning(v.span, path.key(ignored), format!("`{ignored}` is ignored because `{}` is also set (regex wins over path, path over prefix)", given[0].0));
+        diags.warning(v.span, path.key(*ignored), format!("`{ignored}` is ignored because `{}` is also set (regex wins over path, path over prefix)", given[0].0));
     }
     let Some((key, value)) = given.first() else {
         return Some(PathMatch::Prefix("/".into()));
     };
-    let at = path.key(key);
+    let at = path.key(*key);
     match *key {
         "regex" => match regex::Regex::new(&value.value) {
             Ok(_) => Some(PathMatch::Regex(value.value.clone())),
@@ -292,7 +288,7 @@ fn action(
         [_, (second, span), ..] => {
             diags.error(
                 *span,
-                path.key(second),
+                path.key(*second),
                 format!(
                     "only one of `to`, `redirect` or `response` may be set, but this route sets {}",
                     set.iter()
@@ -328,6 +324,13 @@ fn forward(
         } else {
             at.clone()
         };
+        if to.value.list && entry.value.trim().parse::<u32>().is_ok() {
+            diags.error(entry.span, entry_path, format!(
+                "`{}` looks like a weight that YAML split from the URL before it: in a `[...]` list, commas separate entries; quote the entry (\"http://host,{}\") or write the list one entry per line",
+                entry.value, entry.value));
+            ok = false;
+            continue;
+        }
         match parse_to(&entry.value) {
             Ok((u, p)) => {
                 if i == 0 {
@@ -485,7 +488,7 @@ fn host_rewrite(raw: &RawRoute, path: &KeyPath, diags: &mut Diagnostics) -> Opti
     for (key, span, _) in chosen.iter().skip(1) {
         diags.warning(
             *span,
-            path.key(key),
+            path.key(*key),
             format!(
                 "`{key}` is ignored because `{}` takes precedence",
                 chosen[0].0
@@ -539,7 +542,7 @@ fn upstream_tls(
         for (key, span) in tls_keys.iter().filter_map(|(k, s)| s.map(|s| (k, s))) {
             diags.warning(
                 span,
-                path.key(key),
+                path.key(*key),
                 format!("`{key}` has no effect: this route's upstreams are not https://"),
             );
         }

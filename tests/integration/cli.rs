@@ -1,0 +1,219 @@
+//! The `sluice` binary: exit codes and output of validate, render and bootstrap.
+
+use std::process::{Command, Output};
+
+use crate::common::{envoy, testdata};
+
+fn sluice(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(args)
+        .output()
+        .expect("run sluice")
+}
+
+fn config(name: &str) -> String {
+    testdata().join("configs").join(name).display().to_string()
+}
+
+#[test]
+fn validate_exits_0_with_a_summary() {
+    let out = sluice(&["validate", "-c", &config("08-matching.yaml")]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.lines().count(), 1, "one-line summary: {stdout}");
+    assert!(stdout.contains("valid: 6 route(s)"), "{stdout}");
+}
+
+#[test]
+fn validate_exits_78_with_every_diagnostic() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.yaml");
+    std::fs::write(
+        &file,
+        "insecure_server: true\nroutes:\n  - from: nope\n    to: http://b,0\n",
+    )
+    .unwrap();
+    let out = sluice(&["validate", "-c", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bad.yaml:3:11: error: routes[0].from:"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("bad.yaml:4:9: error: routes[0].to: zero load balancing weight"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("invalid: 2 error(s)"), "{stderr}");
+}
+
+#[test]
+fn misuse_exits_64() {
+    assert_eq!(sluice(&["validate"]).status.code(), Some(64));
+    assert_eq!(sluice(&["frobnicate"]).status.code(), Some(64));
+    assert_eq!(
+        sluice(&["render", "-c", "x", "--format", "toml"])
+            .status
+            .code(),
+        Some(64)
+    );
+    assert_eq!(sluice(&["--help"]).status.code(), Some(0));
+}
+
+#[test]
+fn a_missing_file_is_a_config_error() {
+    let out = sluice(&["validate", "-c", "/nonexistent/sluice.yaml"]);
+    assert_eq!(out.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the config file"));
+}
+
+#[test]
+fn render_and_bootstrap_are_accepted_by_envoy() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut checked = 0;
+    for (name, args) in [
+        (
+            "render.yaml",
+            vec!["render", "-c", &config("02-tls-certificates.yaml")],
+        ),
+        (
+            "render.json",
+            vec!["render", "-c", &config("05-http3.yaml"), "--format", "json"],
+        ),
+        (
+            "delta.yaml",
+            vec![
+                "bootstrap",
+                "-c",
+                &config("16-identity.yaml"),
+                "--ads",
+                "delta",
+                "--node-id",
+                "edge-1",
+            ],
+        ),
+        (
+            "sotw.json",
+            vec![
+                "bootstrap",
+                "-c",
+                &config("01-minimal-insecure.yaml"),
+                "--ads",
+                "sotw",
+                "--format",
+                "json",
+            ],
+        ),
+    ] {
+        let out = sluice(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let file = dir.path().join(name);
+        std::fs::write(&file, &out.stdout).unwrap();
+        envoy::validate(&file)
+            .unwrap_or_else(|e| panic!("Envoy rejected `sluice {}`:\n{e}", args.join(" ")));
+        checked += 1;
+    }
+    assert_eq!(checked, 4);
+}
+
+#[test]
+fn bootstrap_points_at_grpc_address_and_admin() {
+    let out = sluice(&[
+        "bootstrap",
+        "-c",
+        &config("16-identity.yaml"),
+        "--format",
+        "json",
+        "--node-id",
+        "edge-1",
+    ]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["node"]["id"], "edge-1");
+    assert_eq!(
+        json["dynamic_resources"]["ads_config"]["api_type"],
+        "DELTA_GRPC"
+    );
+    assert_eq!(
+        json["admin"]["address"]["socket_address"]["port_value"],
+        19901
+    );
+    let xds = &json["static_resources"]["clusters"][0];
+    assert_eq!(xds["name"], "sluice/xds");
+    let addr = &xds["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"];
+    assert_eq!(
+        (addr["address"].as_str(), addr["port_value"].as_u64()),
+        (Some("127.0.0.1"), Some(15443))
+    );
+}
+
+#[test]
+fn render_never_prints_secrets() {
+    let out = sluice(&["render", "-c", &config("16-identity.yaml")]);
+    assert_eq!(out.status.code(), Some(0));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for secret in [
+        "golden-client-secret-value",
+        "D3YAHo+K5pP2mhS4yndaP2laPXjq0PC2PIO7BeNfg9A=",
+        "PRIVATE KEY",
+        "LS0tLS1CRUdJTi",
+    ] {
+        assert!(!all.contains(secret), "render printed a secret ({secret})");
+    }
+}
+
+/// The bootstraps in `envoy/` (for an external Envoy beside sluice) are what `sluice
+/// bootstrap` prints for the example config, and Envoy accepts them.
+#[test]
+fn shipped_bootstraps_are_current_and_valid() {
+    let example = crate::common::repo_root()
+        .join("examples/config.yaml")
+        .display()
+        .to_string();
+    for (file, flavour) in [
+        ("bootstrap-delta.yaml", "delta"),
+        ("bootstrap-sotw.yaml", "sotw"),
+    ] {
+        let out = sluice(&[
+            "bootstrap",
+            "-c",
+            &example,
+            "--ads",
+            flavour,
+            "--node-id",
+            "envoy-1",
+        ]);
+        assert_eq!(out.status.code(), Some(0));
+        let path = crate::common::repo_root().join("envoy").join(file);
+        crate::common::golden::check(&path, &String::from_utf8_lossy(&out.stdout))
+            .unwrap_or_else(|e| panic!("{e}"));
+        envoy::validate(&path).unwrap_or_else(|e| panic!("Envoy rejected {}: {e}", path.display()));
+    }
+}
+
+#[test]
+fn the_example_config_renders_for_envoy() {
+    let example = crate::common::repo_root()
+        .join("examples/config.yaml")
+        .display()
+        .to_string();
+    let out = sluice(&["render", "-c", &example]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("example.yaml");
+    std::fs::write(&file, &out.stdout).unwrap();
+    envoy::validate(&file).unwrap_or_else(|e| panic!("Envoy rejected the example: {e}"));
+}
