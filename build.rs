@@ -11,7 +11,15 @@ fn main() {
     // `cargo metadata` knows where the resolved envoy-types sources live, whether they come
     // from the registry, a vendor directory or a git checkout.
     let output = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--offline",
+            "--filter-platform",
+        ])
+        // Only this platform's dependencies: others (macOS-only crates, say) are never downloaded.
+        .arg(env::var("TARGET").expect("cargo sets TARGET"))
         .current_dir(&manifest_dir)
         .output()
         .expect("run cargo metadata");

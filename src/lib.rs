@@ -1,6 +1,8 @@
 //! sluice: an xDS control plane, ext_authz service and sign-in service for Envoy, configured
 //! with Pomerium's YAML, built so that streams never stall.
 
+pub mod app;
+pub mod authz;
 pub mod cli;
 pub mod config;
 pub mod document;
@@ -10,3 +12,5 @@ pub mod hashing;
 pub mod ir;
 pub mod parallel;
 pub mod policy;
+pub mod telemetry;
+pub mod xds;

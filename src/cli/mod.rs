@@ -1,6 +1,7 @@
 //! Command line: parsing, dispatch and exit codes (0 ok, 64 usage, 78 bad config, 1 failure).
 
 mod render;
+mod status;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,6 +51,23 @@ enum Command {
         #[arg(long)]
         ir: bool,
     },
+    /// Serve the config to Envoys over xDS (ADS) on `grpc_address`, reloading on change.
+    Serve {
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Show the Envoys connected to a running sluice: what each was sent and acknowledged,
+    /// and its last rejection.
+    Status {
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+        /// Where sluice listens (default: the config's grpc_address).
+        #[arg(long, value_name = "HOST:PORT")]
+        address: Option<String>,
+        /// Print the raw JSON report.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the bootstrap an external Envoy needs to take its config from sluice over ADS.
     Bootstrap {
         #[arg(short, long, value_name = "FILE")]
@@ -96,7 +114,44 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             format,
             node_id,
         } => render::bootstrap(&config, ads, format, node_id),
+        Command::Serve { config } => {
+            let model = match load(&config) {
+                Ok(m) => m,
+                Err(code) => return Ok(code),
+            };
+            crate::telemetry::init(model.global.log_level);
+            runtime()?.block_on(crate::app::serve(config, model))
+        }
+        Command::Status {
+            config,
+            address,
+            json,
+        } => {
+            let address = match address {
+                Some(a) => a,
+                None => match load(&config) {
+                    Ok(m) => {
+                        let g = &m.global.grpc_address;
+                        format!("{}:{}", crate::config::validate::connect_host(g), g.port())
+                    }
+                    Err(code) => return Ok(code),
+                },
+            };
+            let report = runtime()?.block_on(status::fetch(&address))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+                Ok(ExitCode::SUCCESS)
+            } else {
+                Ok(status::print(&report))
+            }
+        }
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 fn validate(path: &std::path::Path) -> ExitCode {

@@ -350,6 +350,12 @@ impl Hash for Route {
 }
 
 impl Route {
+    /// Changes whenever anything the route does changes; Envoy carries it to ext_authz so a
+    /// decision made on an older route table can be noticed.
+    pub fn checksum(&self) -> String {
+        crate::hashing::content_hash(self)
+    }
+
     /// The readable label used in messages: the name, else the `from` URL.
     pub fn label(&self) -> String {
         match &self.name {

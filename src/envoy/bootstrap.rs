@@ -109,6 +109,8 @@ pub fn ads(model: &Model, flavour: AdsFlavour, node: &NodeIdentity) -> Bootstrap
                     target_specifier: Some(grpc_service::TargetSpecifier::EnvoyGrpc(
                         grpc_service::EnvoyGrpc {
                             cluster_name: names::XDS_CLUSTER.into(),
+                            // The default, the cluster name, is not a valid :authority.
+                            authority: names::SLUICE_AUTHORITY.into(),
                             ..Default::default()
                         },
                     )),

@@ -53,6 +53,8 @@ fn ext_authz_config(cluster: &str, timeout: Duration) -> ExtAuthz {
             target_specifier: Some(grpc_service::TargetSpecifier::EnvoyGrpc(
                 grpc_service::EnvoyGrpc {
                     cluster_name: cluster.to_string(),
+                    // The default, the cluster name, is not a valid :authority.
+                    authority: crate::ir::names::SLUICE_AUTHORITY.into(),
                     ..Default::default()
                 },
             )),

@@ -212,7 +212,7 @@ fn build_routes(
 ) -> (Vec<Route>, Option<Cluster>) {
     let context = Arc::new(BTreeMap::from([
         ("route_id".to_string(), route.id.clone()),
-        ("route_checksum".to_string(), names::content_hash(route)),
+        ("route_checksum".to_string(), route.checksum()),
     ]));
     let mut remove = route.remove_request_headers.clone();
     if !route.pass_identity_headers {

@@ -10,6 +10,8 @@ pub const REDIRECT_ROUTES: &str = "routes/http-redirect";
 pub const SLUICE_CLUSTER: &str = "sluice/grpc";
 /// The bootstrap's static cluster for xDS itself (never served over xDS).
 pub const XDS_CLUSTER: &str = "sluice/xds";
+/// The `:authority` Envoy's gRPC calls to sluice carry.
+pub const SLUICE_AUTHORITY: &str = "sluice";
 
 pub fn virtual_host(host: &str) -> String {
     format!("vhost/{host}")

@@ -2,6 +2,7 @@
 //! shorthands, and (with ext_authz) evaluation.
 
 pub mod ast;
+pub mod eval;
 pub mod parse;
 pub mod shorthand;
 

@@ -1,0 +1,136 @@
+//! Turning the config file into a published generation. A reload that fails at any stage
+//! publishes nothing: the last good generation keeps serving, and the failure is logged with
+//! every diagnostic, counted, and shown in status.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tracing::{error, info, warn};
+
+use super::state::{Published, State};
+use crate::config::{self, Model};
+use crate::document::Severity;
+use crate::envoy::{self, EncodedResource};
+use crate::hashing::content_hash;
+use crate::ir::{self, Ir};
+use crate::xds::status::now_unix;
+use crate::xds::{Resource, ResourceType, Snapshot};
+
+/// Builds a snapshot for a validated model.
+pub fn snapshot_for(model: &Model, generation: u64) -> Snapshot {
+    let ir: Ir = ir::build(model);
+    // A certificate rotation changes the files, not the config: the secret's version follows
+    // the files' contents too, so a rotation is re-announced.
+    let secret_files: Vec<(String, String)> = ir
+        .secrets
+        .iter()
+        .map(|s| (s.name.clone(), files_hash(&[&s.files.cert, &s.files.key])))
+        .collect();
+    let encoded = envoy::encode(ir);
+    let to_resource = |e: EncodedResource| Resource {
+        name: e.name,
+        version: e.version,
+        bytes: Bytes::from(e.bytes),
+    };
+    let mut resources: Vec<(ResourceType, Resource)> = Vec::new();
+    resources.extend(
+        encoded
+            .listeners
+            .into_iter()
+            .map(|e| (ResourceType::Listener, to_resource(e))),
+    );
+    resources.extend(
+        encoded
+            .route_configs
+            .into_iter()
+            .map(|e| (ResourceType::RouteConfiguration, to_resource(e))),
+    );
+    resources.extend(
+        encoded
+            .clusters
+            .into_iter()
+            .map(|e| (ResourceType::Cluster, to_resource(e))),
+    );
+    resources.extend(encoded.secrets.into_iter().map(|e| {
+        let mut r = to_resource(e);
+        if let Some((_, files)) = secret_files.iter().find(|(name, _)| *name == r.name) {
+            r.version = content_hash(&(&r.version, files));
+        }
+        (ResourceType::Secret, r)
+    }));
+    Snapshot::new(generation, resources)
+}
+
+fn files_hash(paths: &[&PathBuf]) -> String {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    for p in paths {
+        // An unreadable file hashes as empty; Envoy reports the real problem when it loads it.
+        std::fs::read(p).unwrap_or_default().hash(&mut hasher);
+    }
+    format!("{:016x}", hasher.finish())
+}
+
+pub enum Outcome {
+    Published(u64),
+    Unchanged,
+    Failed,
+}
+
+/// Reloads the config file into `state`.
+pub fn reload(state: &Arc<State>, path: &Path) -> Outcome {
+    let started = std::time::Instant::now();
+    let model = match config::load(path) {
+        Ok(model) => model,
+        Err(rejected) => {
+            for d in &rejected.diagnostics {
+                match d.severity {
+                    Severity::Error => error!(diagnostic = %d, "config rejected"),
+                    Severity::Warning => warn!(diagnostic = %d, "config warning"),
+                }
+            }
+            error!(errors = rejected.errors, file = %path.display(), "config reload failed; still serving the last good config");
+            let mut status = state.reloads.lock().unwrap_or_else(|p| p.into_inner());
+            status.failed += 1;
+            status.last_failure_unix = Some(now_unix());
+            status.last_error = Some(
+                rejected
+                    .diagnostics
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+            );
+            return Outcome::Failed;
+        }
+    };
+    for w in &model.warnings {
+        warn!(diagnostic = %w, "config warning");
+    }
+    let current = state.published();
+    let generation = current.snapshot.generation + 1;
+    let snapshot = snapshot_for(&model, generation);
+    let mut status = state.reloads.lock().unwrap_or_else(|p| p.into_inner());
+    status.last_error = None;
+    status.last_success_unix = Some(now_unix());
+    if snapshot.same_content(&current.snapshot) {
+        status.unchanged += 1;
+        info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "config reloaded: nothing changed, nothing sent"
+        );
+        return Outcome::Unchanged;
+    }
+    status.succeeded += 1;
+    status.generation = generation;
+    drop(status);
+    let routes = model.routes.len();
+    state.publish(Published::new(snapshot, model));
+    info!(
+        generation,
+        routes,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "config reloaded and published"
+    );
+    Outcome::Published(generation)
+}

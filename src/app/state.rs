@@ -1,0 +1,102 @@
+//! What sluice currently serves: one atomically swapped value holding both the xDS snapshot
+//! and the config it came from, so Envoy and ext_authz never see different generations.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::Mutex;
+
+use arc_swap::ArcSwap;
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::authz::{Index, IndexSource};
+use crate::config::Model;
+use crate::xds::{Snapshot, SnapshotSource};
+
+pub struct Published {
+    pub snapshot: Arc<Snapshot>,
+    pub model: Arc<Model>,
+    pub authz: Arc<Index>,
+}
+
+impl Published {
+    pub fn new(snapshot: Snapshot, model: Model) -> Self {
+        let model = Arc::new(model);
+        let authz = Arc::new(Index::new(Arc::clone(&model)));
+        Published {
+            snapshot: Arc::new(snapshot),
+            model,
+            authz,
+        }
+    }
+}
+
+/// The outcome of reloads, for `sluice status` and metrics.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ReloadStatus {
+    pub config_file: PathBuf,
+    pub generation: u64,
+    pub succeeded: u64,
+    /// Reloads whose result equalled what was already served (nothing was sent).
+    pub unchanged: u64,
+    pub failed: u64,
+    pub last_success_unix: Option<u64>,
+    pub last_failure_unix: Option<u64>,
+    /// Every diagnostic of the last failed reload, or None once a later reload succeeded.
+    pub last_error: Option<Vec<String>>,
+}
+
+pub struct State {
+    current: ArcSwap<Published>,
+    changed: watch::Sender<u64>,
+    pub reloads: Mutex<ReloadStatus>,
+}
+
+impl State {
+    pub fn new(published: Published, config_file: PathBuf) -> Arc<Self> {
+        let generation = published.snapshot.generation;
+        Arc::new(State {
+            current: ArcSwap::from_pointee(published),
+            changed: watch::Sender::new(generation),
+            reloads: Mutex::new(ReloadStatus {
+                config_file,
+                generation,
+                ..Default::default()
+            }),
+        })
+    }
+
+    pub fn published(&self) -> Arc<Published> {
+        self.current.load_full()
+    }
+
+    /// Swaps in a new generation and wakes every stream.
+    pub fn publish(&self, published: Published) {
+        let generation = published.snapshot.generation;
+        self.current.store(Arc::new(published));
+        self.changed.send_replace(generation);
+    }
+
+    pub fn reload_status(&self) -> ReloadStatus {
+        self.reloads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+impl SnapshotSource for State {
+    fn current(&self) -> Arc<Snapshot> {
+        Arc::clone(&self.current.load().snapshot)
+    }
+
+    fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+}
+
+impl IndexSource for State {
+    fn index(&self) -> Arc<Index> {
+        Arc::clone(&self.current.load().authz)
+    }
+}

@@ -1,0 +1,116 @@
+//! Reload triggers: changes to the config file (written in place, replaced by an atomic
+//! rename, or swapped by symlink as Kubernetes ConfigMaps do), changes to the certificate files
+//! it names, and SIGHUP. Bursts of file events are debounced into one reload.
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use notify::{EventKind, RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use super::reload::reload;
+use super::state::State;
+
+/// Editors and ConfigMap updates touch a file several times; wait for quiet before reloading.
+const DEBOUNCE: Duration = Duration::from_millis(100);
+
+/// The folders to watch and the file names in them that matter.
+#[derive(Default, PartialEq, Eq)]
+struct Targets {
+    dirs: BTreeSet<PathBuf>,
+    names: BTreeSet<OsString>,
+}
+
+fn targets(config: &Path, state: &State) -> Targets {
+    let mut t = Targets::default();
+    let mut add = |file: &Path| {
+        if let (Some(dir), Some(name)) = (file.parent(), file.file_name()) {
+            t.dirs.insert(if dir.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                dir.to_path_buf()
+            });
+            t.names.insert(name.to_os_string());
+        }
+    };
+    add(config);
+    let model = Arc::clone(&state.published().model);
+    for pair in &model.global.certificates {
+        add(&pair.cert);
+        add(&pair.key);
+    }
+    t
+}
+
+/// Kubernetes swaps a `..data` symlink (and `..<timestamp>` folders) beside the files.
+fn relevant(event: &notify::Event, names: &BTreeSet<OsString>) -> bool {
+    if matches!(event.kind, EventKind::Access(_)) {
+        return false;
+    }
+    event
+        .paths
+        .iter()
+        .filter_map(|p| p.file_name())
+        .any(|name| names.contains(name) || name.to_string_lossy().starts_with(".."))
+}
+
+pub async fn run(state: Arc<State>, config: PathBuf) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+    let names: Arc<Mutex<BTreeSet<OsString>>> = Arc::default();
+    let filter = Arc::clone(&names);
+    let mut watcher =
+        match notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            if let Ok(event) = event {
+                let names = filter.lock().unwrap_or_else(|p| p.into_inner());
+                if relevant(&event, &names) {
+                    let _ = tx.send(());
+                }
+            }
+        }) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                warn!(error = %e, "cannot watch files; reload with SIGHUP instead");
+                None
+            }
+        };
+    let mut watching = Targets::default();
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        // (Re)watch what the current config names.
+        let wanted = targets(&config, &state);
+        if wanted != watching {
+            if let Some(w) = watcher.as_mut() {
+                for dir in watching.dirs.difference(&wanted.dirs) {
+                    let _ = w.unwatch(dir);
+                }
+                for dir in wanted.dirs.difference(&watching.dirs) {
+                    if let Err(e) = w.watch(dir, RecursiveMode::NonRecursive) {
+                        warn!(dir = %dir.display(), error = %e, "cannot watch folder");
+                    }
+                }
+            }
+            *names.lock().unwrap_or_else(|p| p.into_inner()) = wanted.names.clone();
+            watching = wanted;
+        }
+        tokio::select! {
+            event = rx.recv() => {
+                if event.is_none() {
+                    return;
+                }
+                // Quiet period: keep absorbing events until none arrives for DEBOUNCE.
+                while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {}
+                info!(file = %config.display(), "config files changed; reloading");
+            }
+            _ = async { match hangup.as_mut() { Some(h) => { h.recv().await; } None => std::future::pending::<()>().await } } => {
+                info!("SIGHUP: reloading");
+            }
+        }
+        let (state, config) = (Arc::clone(&state), config.clone());
+        // Parsing and translating a large config is CPU work; keep it off the async threads.
+        let _ = tokio::task::spawn_blocking(move || reload(&state, &config)).await;
+    }
+}

@@ -1,0 +1,37 @@
+//! The routes ext_authz decides for, by route id: built once per config generation, looked up
+//! in constant time per request.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::config::Model;
+use crate::config::model::Route;
+
+pub struct Index {
+    pub model: Arc<Model>,
+    /// Route id → (position in `model.routes`, checksum).
+    routes: HashMap<String, (usize, String)>,
+}
+
+impl Index {
+    pub fn new(model: Arc<Model>) -> Self {
+        let routes = model
+            .routes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id.clone(), (i, r.checksum())))
+            .collect();
+        Index { model, routes }
+    }
+
+    /// The route and its current checksum.
+    pub fn route(&self, id: &str) -> Option<(&Route, &str)> {
+        let (i, checksum) = self.routes.get(id)?;
+        Some((&self.model.routes[*i], checksum.as_str()))
+    }
+}
+
+/// Where the authorization service reads the current index (swapped with each generation).
+pub trait IndexSource: Send + Sync + 'static {
+    fn index(&self) -> Arc<Index>;
+}

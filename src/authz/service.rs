@@ -1,0 +1,82 @@
+//! The gRPC `envoy.service.auth.v3.Authorization` service Envoy's ext_authz filter calls.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use envoy_types::ext_authz::v3::pb::{Authorization, CheckRequest, CheckResponse};
+use tonic::{Request, Response, Status};
+use tracing::{debug, warn};
+
+use super::decide::{Decision, decide};
+use super::identity::IdentitySource;
+use super::index::IndexSource;
+use super::request::RequestView;
+use super::respond;
+use crate::policy::eval::ClientCertificate;
+
+/// Decision counters, for status and metrics.
+#[derive(Debug, Default)]
+pub struct AuthzCounters {
+    pub checks: AtomicU64,
+    pub allowed: AtomicU64,
+    pub denied: AtomicU64,
+    pub sign_in: AtomicU64,
+    pub unknown_route: AtomicU64,
+    /// Envoy asked with a route table older than sluice's current one.
+    pub stale_checksum: AtomicU64,
+}
+
+pub struct AuthzService {
+    pub source: Arc<dyn IndexSource>,
+    pub identities: Arc<dyn IdentitySource>,
+    pub counters: Arc<AuthzCounters>,
+}
+
+impl AuthzService {
+    pub fn check_request(&self, request: &CheckRequest) -> CheckResponse {
+        let index = self.source.index();
+        let view = RequestView::new(request);
+        let decided = decide(
+            &index,
+            &view,
+            self.identities.as_ref(),
+            ClientCertificate::None,
+        );
+        let c = &self.counters;
+        c.checks.fetch_add(1, Ordering::Relaxed);
+        if decided.stale_checksum {
+            c.stale_checksum.fetch_add(1, Ordering::Relaxed);
+            debug!(
+                route_id = view.route_id.unwrap_or(""),
+                "route checksum from Envoy differs: it is still on an older route table"
+            );
+        }
+        match &decided.decision {
+            Decision::Allow => {
+                c.allowed.fetch_add(1, Ordering::Relaxed);
+                return respond::allow(Vec::new(), Vec::new());
+            }
+            Decision::SignIn => c.sign_in.fetch_add(1, Ordering::Relaxed),
+            Decision::Deny { .. } => c.denied.fetch_add(1, Ordering::Relaxed),
+            Decision::UnknownRoute => {
+                warn!(
+                    route_id = view.route_id.unwrap_or("(none)"),
+                    host = view.host,
+                    "ext_authz call for a route sluice does not know; denied"
+                );
+                c.unknown_route.fetch_add(1, Ordering::Relaxed)
+            }
+        };
+        respond::refuse(&decided, &view, &index)
+    }
+}
+
+#[tonic::async_trait]
+impl Authorization for AuthzService {
+    async fn check(
+        &self,
+        request: Request<CheckRequest>,
+    ) -> Result<Response<CheckResponse>, Status> {
+        Ok(Response::new(self.check_request(request.get_ref())))
+    }
+}

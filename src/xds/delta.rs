@@ -1,0 +1,279 @@
+//! Incremental (delta) ADS streams: only resources the client does not already hold at the
+//! current version are sent, and removals are named.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryRequest;
+use tokio::sync::mpsc;
+use tonic::{Status, Streaming};
+use tracing::{debug, info, warn};
+
+use super::snapshot::{Resource, Snapshot};
+use super::status::{Flavour, Reply};
+use super::stream::{Closed, Session, Shared, payload_bytes};
+use super::types::{PUSH_ORDER, ResourceType, Step};
+use super::wire::DeltaResponse;
+use crate::hashing::content_hash;
+
+/// One type's subscription and what the client holds.
+#[derive(Default)]
+struct TypeState {
+    requested: bool,
+    wildcard: bool,
+    names: BTreeSet<String>,
+    /// Resource name → version the client has (as far as sluice knows).
+    known: BTreeMap<String, String>,
+    /// Subscribed names already reported as not existing.
+    reported_missing: BTreeSet<String>,
+}
+
+/// What to send for one type.
+#[derive(Default)]
+struct Changes {
+    updates: Vec<Arc<Resource>>,
+    removed: Vec<String>,
+}
+
+impl Changes {
+    fn is_empty(&self) -> bool {
+        self.updates.is_empty() && self.removed.is_empty()
+    }
+}
+
+impl TypeState {
+    fn in_scope(&self, name: &str) -> bool {
+        self.wildcard || self.names.contains(name)
+    }
+
+    fn changes(
+        &self,
+        ty: ResourceType,
+        snapshot: &Snapshot,
+        updates: bool,
+        removals: bool,
+    ) -> Changes {
+        let all = snapshot.resources(ty);
+        let mut c = Changes::default();
+        if updates {
+            let candidates: Box<dyn Iterator<Item = &Arc<Resource>>> = if self.wildcard {
+                Box::new(all.values())
+            } else {
+                Box::new(self.names.iter().filter_map(|n| all.get(n)))
+            };
+            c.updates = candidates
+                .filter(|r| self.known.get(&r.name) != Some(&r.version))
+                .cloned()
+                .collect();
+        }
+        if removals {
+            c.removed = self
+                .known
+                .keys()
+                .filter(|n| !all.contains_key(*n) || !self.in_scope(n))
+                .cloned()
+                .collect();
+            // A subscribed name that does not exist is reported once, so the client stops waiting.
+            c.removed.extend(
+                self.names
+                    .iter()
+                    .filter(|n| {
+                        !all.contains_key(*n)
+                            && !self.known.contains_key(*n)
+                            && !self.reported_missing.contains(*n)
+                    })
+                    .cloned(),
+            );
+        }
+        c
+    }
+}
+
+struct Stream {
+    shared: Shared,
+    session: Session<DeltaResponse>,
+    types: [TypeState; 4],
+}
+
+pub async fn run(
+    shared: Shared,
+    mut requests: Streaming<DeltaDiscoveryRequest>,
+    out: mpsc::Sender<Result<DeltaResponse, Status>>,
+) {
+    let mut changes = shared.source.subscribe();
+    let first = match requests.message().await {
+        Ok(Some(first)) => first,
+        _ => return,
+    };
+    let node = first.node.clone().unwrap_or_default();
+    let handle = shared
+        .registry
+        .connect(&node.id, &node.cluster, Flavour::Delta);
+    info!(node_id = %node.id, node_cluster = %node.cluster, "Envoy connected (ADS, delta)");
+    let session = Session::new(node.id.clone(), handle, out, Arc::clone(&shared.large));
+    let mut stream = Stream {
+        shared,
+        session,
+        types: Default::default(),
+    };
+    changes.mark_unchanged();
+    let mut next = Some(first);
+    let result: Result<(), Closed> = async {
+        loop {
+            if let Some(request) = next.take() {
+                stream.on_request(request).await?;
+            }
+            tokio::select! {
+                message = requests.message() => match message {
+                    Ok(Some(request)) => next = Some(request),
+                    Ok(None) => return Ok(()),
+                    Err(status) => {
+                        debug!(node_id = %stream.session.node_id, %status, "ADS stream ended");
+                        return Ok(());
+                    }
+                },
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    stream.push().await?;
+                }
+            }
+        }
+    }
+    .await;
+    let _ = result;
+    info!(node_id = %stream.session.node_id, "Envoy disconnected (ADS, delta)");
+}
+
+impl Stream {
+    async fn on_request(&mut self, req: DeltaDiscoveryRequest) -> Result<(), Closed> {
+        let Some(ty) = ResourceType::from_type_url(&req.type_url) else {
+            debug!(node_id = %self.session.node_id, type_url = %req.type_url, "request for a type sluice does not serve");
+            return Ok(());
+        };
+        if !req.response_nonce.is_empty() {
+            let error = req.error_detail.as_ref().map(|e| e.message.clone());
+            match self.session.handle.replied(ty, &req.response_nonce, error) {
+                Some(Reply::Nack { version, error }) => warn!(
+                    node_id = %self.session.node_id, %ty, %version, %error,
+                    "Envoy rejected an update (NACK); it keeps serving its last good config"
+                ),
+                Some(Reply::Ack { version }) => {
+                    debug!(node_id = %self.session.node_id, %ty, %version, "ACK")
+                }
+                None => {
+                    debug!(node_id = %self.session.node_id, %ty, nonce = %req.response_nonce, "stale nonce")
+                }
+            }
+        }
+        // Subscription changes apply even with a stale nonce (xDS delta protocol).
+        let state = &mut self.types[ty.index()];
+        let first = !state.requested;
+        state.requested = true;
+        if first {
+            // A reconnecting client says what it holds; unchanged resources are not resent.
+            state.known = req
+                .initial_resource_versions
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            if req.resource_names_subscribe.is_empty() && ty.is_wildcard() {
+                state.wildcard = true;
+            }
+        }
+        let mut subscription_changed = false;
+        for name in &req.resource_names_subscribe {
+            subscription_changed = true;
+            if name == "*" {
+                state.wildcard = true;
+            } else {
+                state.names.insert(name.clone());
+                // Asked for again: send it again, even if the client should have it.
+                if !first {
+                    state.known.remove(name);
+                }
+                state.reported_missing.remove(name);
+            }
+        }
+        for name in &req.resource_names_unsubscribe {
+            subscription_changed = true;
+            if name == "*" {
+                state.wildcard = false;
+            } else {
+                state.names.remove(name);
+                state.known.remove(name);
+                state.reported_missing.remove(name);
+            }
+        }
+        // Clients do not expect removals for names they just unsubscribed.
+        let known = std::mem::take(&mut state.known);
+        state.known = known
+            .into_iter()
+            .filter(|(n, _)| state.in_scope(n))
+            .collect();
+
+        if first || subscription_changed {
+            let snapshot = self.shared.source.current();
+            let changes = self.types[ty.index()].changes(ty, &snapshot, true, true);
+            // The first wildcard request is always answered, even with nothing, so a fresh
+            // Envoy finishes initialising.
+            if !changes.is_empty() || (first && self.types[ty.index()].wildcard) {
+                self.send(ty, changes).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A new snapshot: send what changed, in make-before-break order.
+    async fn push(&mut self) -> Result<(), Closed> {
+        let snapshot = self.shared.source.current();
+        for step in PUSH_ORDER {
+            let (ty, updates, removals) = match step {
+                Step::AddClusters => (ResourceType::Cluster, true, false),
+                Step::RemoveClusters => (ResourceType::Cluster, false, true),
+                Step::Update(ty) => (ty, true, true),
+            };
+            let state = &self.types[ty.index()];
+            if !state.requested {
+                continue;
+            }
+            let changes = state.changes(ty, &snapshot, updates, removals);
+            if !changes.is_empty() {
+                self.send(ty, changes).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn send(&mut self, ty: ResourceType, changes: Changes) -> Result<(), Closed> {
+        let state = &mut self.types[ty.index()];
+        for r in &changes.updates {
+            state.known.insert(r.name.clone(), r.version.clone());
+        }
+        for name in &changes.removed {
+            if state.known.remove(name).is_none() {
+                state.reported_missing.insert(name.clone());
+            }
+        }
+        // The version of what the client holds of this type once it applies this response.
+        let version = content_hash(&state.known);
+        let held = state.known.len();
+        let nonce = self.session.next_nonce();
+        let bytes = payload_bytes(&changes.updates);
+        let permit = self.session.permit(bytes).await;
+        self.session.handle.sent(ty, &nonce, &version, held, bytes);
+        debug!(node_id = %self.session.node_id, %ty, %version, updates = changes.updates.len(), removed = changes.removed.len(), bytes, "sending");
+        let generation = self.shared.source.current().generation;
+        self.session
+            .send(DeltaResponse {
+                system_version_info: format!("generation-{generation}"),
+                type_url: ty.type_url(),
+                nonce,
+                resources: changes.updates,
+                removed: changes.removed,
+                permit,
+            })
+            .await
+    }
+}

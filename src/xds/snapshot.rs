@@ -1,0 +1,76 @@
+//! Snapshots: every resource sluice serves at one config generation, each with a content
+//! version, and the trait streams use to read the current one and hear of new ones.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::watch;
+
+use super::types::ResourceType;
+
+/// One encoded resource, shared by every stream that sends it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resource {
+    pub name: String,
+    /// Changes exactly when the content does.
+    pub version: String,
+    /// The resource message, protobuf-encoded.
+    pub bytes: Bytes,
+}
+
+pub type Resources = BTreeMap<String, Arc<Resource>>;
+
+/// Everything served at one generation.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// Counts published snapshots; for logs and status only.
+    pub generation: u64,
+    by_type: [Resources; 4],
+}
+
+impl Snapshot {
+    pub fn new(
+        generation: u64,
+        resources: impl IntoIterator<Item = (ResourceType, Resource)>,
+    ) -> Self {
+        let mut by_type: [Resources; 4] = Default::default();
+        for (ty, r) in resources {
+            by_type[ty.index()].insert(r.name.clone(), Arc::new(r));
+        }
+        Snapshot {
+            generation,
+            by_type,
+        }
+    }
+
+    pub fn resources(&self, ty: ResourceType) -> &Resources {
+        &self.by_type[ty.index()]
+    }
+
+    /// Same resources with the same versions (then publishing it would send nothing).
+    pub fn same_content(&self, other: &Snapshot) -> bool {
+        ResourceType::ALL.iter().all(|ty| {
+            let (a, b) = (self.resources(*ty), other.resources(*ty));
+            a.len() == b.len()
+                && a.iter()
+                    .zip(b)
+                    .all(|((na, ra), (nb, rb))| na == nb && ra.version == rb.version)
+        })
+    }
+
+    pub fn total_bytes(&self) -> usize {
+        self.by_type
+            .iter()
+            .flat_map(|m| m.values())
+            .map(|r| r.bytes.len())
+            .sum()
+    }
+}
+
+/// Where streams read the current snapshot and learn that a new one was published.
+pub trait SnapshotSource: Send + Sync + 'static {
+    fn current(&self) -> Arc<Snapshot>;
+    /// Changes (to the new generation) whenever a snapshot is published.
+    fn subscribe(&self) -> watch::Receiver<u64>;
+}
