@@ -356,6 +356,14 @@ impl Route {
         crate::hashing::content_hash(self)
     }
 
+    /// Whether ext_authz's answer is known in advance: always allow, adding nothing. Such
+    /// routes skip the call, so they keep working while sluice restarts.
+    pub fn authz_is_constant(&self) -> bool {
+        self.policy.always_allows()
+            && self.set_request_headers.is_empty()
+            && !self.pass_identity_headers
+    }
+
     /// The readable label used in messages: the name, else the `from` URL.
     pub fn label(&self) -> String {
         match &self.name {

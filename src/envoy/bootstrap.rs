@@ -1,7 +1,9 @@
 //! Envoy bootstraps: the self-contained one `render` prints, and the one an external Envoy
 //! needs to take its config from sluice over ADS (`sluice bootstrap`).
 
-use envoy_types::pb::envoy::config::bootstrap::v3::{Admin, Bootstrap, bootstrap};
+use envoy_types::pb::envoy::config::bootstrap::v3::{
+    Admin, Bootstrap, LayeredRuntime, RuntimeLayer, bootstrap, runtime_layer,
+};
 use envoy_types::pb::envoy::config::core::v3::{
     ApiConfigSource, ApiVersion, GrpcService, Node, api_config_source, grpc_service,
 };
@@ -9,6 +11,7 @@ use envoy_types::pb::envoy::config::overload::v3::{
     OverloadManager, ResourceMonitor, resource_monitor,
 };
 use envoy_types::pb::envoy::extensions::resource_monitors::downstream_connections::v3::DownstreamConnectionsConfig;
+use envoy_types::pb::google::protobuf::{Struct, Value, value};
 
 use std::net::SocketAddr;
 
@@ -50,6 +53,42 @@ fn overload_manager() -> OverloadManager {
     }
 }
 
+/// Envoy's default RE2 program size limit (100) rejects ordinary route regexes; raise it as
+/// Pomerium does, keeping a warning for very large ones. The admin layer keeps `/runtime_modify`
+/// working.
+fn runtime() -> LayeredRuntime {
+    let number = |n: f64| Value {
+        kind: Some(value::Kind::NumberValue(n)),
+    };
+    LayeredRuntime {
+        layers: vec![
+            RuntimeLayer {
+                name: "sluice".into(),
+                layer_specifier: Some(runtime_layer::LayerSpecifier::StaticLayer(Struct {
+                    fields: [
+                        (
+                            "re2.max_program_size.error_level".to_string(),
+                            number(1_048_576.0),
+                        ),
+                        (
+                            "re2.max_program_size.warn_level".to_string(),
+                            number(1_024.0),
+                        ),
+                    ]
+                    .into_iter()
+                    .collect(),
+                })),
+            },
+            RuntimeLayer {
+                name: "admin".into(),
+                layer_specifier: Some(runtime_layer::LayerSpecifier::AdminLayer(
+                    runtime_layer::AdminLayer::default(),
+                )),
+            },
+        ],
+    }
+}
+
 fn admin(address: &SocketAddr) -> Admin {
     Admin {
         address: Some(socket_address(address, false)),
@@ -79,6 +118,7 @@ pub fn render(ir: &Ir, admin_address: &SocketAddr, node: &NodeIdentity) -> Boots
             secrets,
         }),
         overload_manager: Some(overload_manager()),
+        layered_runtime: Some(runtime()),
         ..Default::default()
     }
 }
@@ -128,6 +168,7 @@ pub fn ads(model: &Model, flavour: AdsFlavour, node: &NodeIdentity) -> Bootstrap
             ..Default::default()
         }),
         overload_manager: Some(overload_manager()),
+        layered_runtime: Some(runtime()),
         ..Default::default()
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use envoy_types::pb::envoy::config::core::v3::{ApiVersion, GrpcService, grpc_service};
 use envoy_types::pb::envoy::extensions::filters::http::ext_authz::v3::{
-    ExtAuthz, ExtAuthzPerRoute, ext_authz,
+    ExtAuthz, ExtAuthzPerRoute, ext_authz, ext_authz_per_route,
 };
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
@@ -76,8 +76,17 @@ fn ext_authz_config(cluster: &str, timeout: Duration) -> ExtAuthz {
 /// Per-route `typed_per_filter_config` entries.
 pub fn per_route(authz: &ir::Authz) -> HashMap<String, Any> {
     let mut out = HashMap::new();
-    if let ir::Authz::Check { context } = authz {
-        out.insert(EXT_AUTHZ.to_string(), check_settings(context));
+    match authz {
+        ir::Authz::Check { context } => {
+            out.insert(EXT_AUTHZ.to_string(), check_settings(context));
+        }
+        ir::Authz::Disabled => {
+            let disabled = ExtAuthzPerRoute {
+                r#override: Some(ext_authz_per_route::Override::Disabled(true)),
+            };
+            out.insert(EXT_AUTHZ.to_string(), any(disabled));
+        }
+        ir::Authz::None => {}
     }
     out
 }
@@ -112,9 +121,7 @@ fn check_settings(context: &BTreeMap<String, String>) -> Any {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use envoy_types::pb::envoy::extensions::filters::http::ext_authz::v3::{
-        CheckSettings, ext_authz_per_route,
-    };
+    use envoy_types::pb::envoy::extensions::filters::http::ext_authz::v3::CheckSettings;
     use prost::Message;
 
     #[test]

@@ -236,7 +236,11 @@ fn build_routes(
         },
         request_headers_to_remove: remove,
         response_headers: Arc::clone(&route.set_response_headers),
-        authz: Authz::Check { context },
+        authz: if route.authz_is_constant() {
+            Authz::Disabled
+        } else {
+            Authz::Check { context }
+        },
     };
     match &route.action {
         RouteAction::Redirect(r) => (

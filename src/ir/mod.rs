@@ -153,6 +153,8 @@ pub enum Authz {
     Check {
         context: Arc<BTreeMap<String, String>>,
     },
+    /// Skip the call: the answer is known in advance (a public route that adds nothing).
+    Disabled,
     /// The listener has no ext_authz filter (the HTTP→HTTPS redirect listener).
     None,
 }

@@ -14,6 +14,13 @@ impl Policy {
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }
+
+    /// Whether every request is allowed whatever it carries: no deny rule, and an allow rule
+    /// whose `or` holds `accept` (as `allow_public_unauthenticated_access` writes it).
+    pub fn always_allows(&self) -> bool {
+        self.rules.iter().all(|r| r.action == Action::Allow)
+            && self.rules.iter().any(|r| r.or.contains(&Criterion::Accept))
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Hash)]

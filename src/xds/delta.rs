@@ -110,7 +110,7 @@ pub async fn run(
         .registry
         .connect(&node.id, &node.cluster, Flavour::Delta);
     info!(node_id = %node.id, node_cluster = %node.cluster, "Envoy connected (ADS, delta)");
-    let session = Session::new(node.id.clone(), handle, out, Arc::clone(&shared.large));
+    let session = Session::new(node.id.clone(), handle, out);
     let mut stream = Stream {
         shared,
         session,
@@ -261,7 +261,6 @@ impl Stream {
         let held = state.known.len();
         let nonce = self.session.next_nonce();
         let bytes = payload_bytes(&changes.updates);
-        let permit = self.session.permit(bytes).await;
         self.session.handle.sent(ty, &nonce, &version, held, bytes);
         debug!(node_id = %self.session.node_id, %ty, %version, updates = changes.updates.len(), removed = changes.removed.len(), bytes, "sending");
         let generation = self.shared.source.current().generation;
@@ -272,7 +271,7 @@ impl Stream {
                 nonce,
                 resources: changes.updates,
                 removed: changes.removed,
-                permit,
+                permit: None,
             })
             .await
     }

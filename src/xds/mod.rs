@@ -3,6 +3,7 @@
 //! NACKs per stream and type.
 
 mod delta;
+mod outbound;
 pub mod service;
 pub mod snapshot;
 mod sotw;

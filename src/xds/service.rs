@@ -7,12 +7,12 @@ use std::task::{Context, Poll};
 
 use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
 use tokio::sync::{Semaphore, mpsc};
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::body::Body;
 use tonic::codegen::{BoxFuture, StdError, http};
 use tonic::server::{Grpc, NamedService, StreamingService};
 use tonic::{Request, Response, Status, Streaming};
 
+use super::outbound::Outbound;
 use super::snapshot::SnapshotSource;
 use super::status::Registry;
 use super::stream::{LARGE_IN_FLIGHT, STREAM_QUEUE, Shared};
@@ -52,13 +52,14 @@ struct SotwMethod(Shared);
 
 impl StreamingService<DiscoveryRequest> for SotwMethod {
     type Response = SotwResponse;
-    type ResponseStream = ReceiverStream<Result<SotwResponse, Status>>;
+    type ResponseStream = Outbound<SotwResponse>;
     type Future = BoxFuture<Response<Self::ResponseStream>, Status>;
 
     fn call(&mut self, request: Request<Streaming<DiscoveryRequest>>) -> Self::Future {
         let (tx, rx) = mpsc::channel(STREAM_QUEUE);
         tokio::spawn(sotw::run(self.0.clone(), request.into_inner(), tx));
-        Box::pin(async move { Ok(Response::new(ReceiverStream::new(rx))) })
+        let stream = Outbound::new(rx, Arc::clone(&self.0.large));
+        Box::pin(async move { Ok(Response::new(stream)) })
     }
 }
 
@@ -66,13 +67,14 @@ struct DeltaMethod(Shared);
 
 impl StreamingService<DeltaDiscoveryRequest> for DeltaMethod {
     type Response = DeltaResponse;
-    type ResponseStream = ReceiverStream<Result<DeltaResponse, Status>>;
+    type ResponseStream = Outbound<DeltaResponse>;
     type Future = BoxFuture<Response<Self::ResponseStream>, Status>;
 
     fn call(&mut self, request: Request<Streaming<DeltaDiscoveryRequest>>) -> Self::Future {
         let (tx, rx) = mpsc::channel(STREAM_QUEUE);
         tokio::spawn(delta::run(self.0.clone(), request.into_inner(), tx));
-        Box::pin(async move { Ok(Response::new(ReceiverStream::new(rx))) })
+        let stream = Outbound::new(rx, Arc::clone(&self.0.large));
+        Box::pin(async move { Ok(Response::new(stream)) })
     }
 }
 

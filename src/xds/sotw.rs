@@ -71,7 +71,7 @@ pub async fn run(
         .registry
         .connect(&node.id, &node.cluster, Flavour::Sotw);
     info!(node_id = %node.id, node_cluster = %node.cluster, "Envoy connected (ADS, state of the world)");
-    let session = Session::new(node.id.clone(), handle, out, Arc::clone(&shared.large));
+    let session = Session::new(node.id.clone(), handle, out);
     let mut stream = Stream {
         shared,
         session,
@@ -216,7 +216,6 @@ impl Stream {
         let version_info = version_of(&resources);
         let nonce = self.session.next_nonce();
         let bytes = payload_bytes(&resources);
-        let permit = self.session.permit(bytes).await;
         self.session
             .handle
             .sent(ty, &nonce, &version_info, resources.len(), bytes);
@@ -230,7 +229,7 @@ impl Stream {
                 type_url: ty.type_url(),
                 nonce,
                 resources,
-                permit,
+                permit: None,
             })
             .await
     }

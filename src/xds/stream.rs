@@ -3,17 +3,15 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc};
 use tonic::Status;
 
 use super::snapshot::{Resource, SnapshotSource};
 use super::status::{ConnectionHandle, Registry};
 use crate::hashing::content_hash;
 
-/// Responses above this size wait for a permit, so that ten Envoys fetching a 10 MB route
-/// table do not hold ten encoded copies at once.
-const LARGE_RESPONSE: usize = 1 << 20;
-/// How many large responses may be in flight at once.
+/// How many large responses may be encoded at once, so that ten Envoys fetching a 10 MB route
+/// table do not hold ten encoded copies at the same moment.
 pub const LARGE_IN_FLIGHT: usize = 2;
 /// Responses queued per stream before its task waits: a slow Envoy holds up only itself.
 pub const STREAM_QUEUE: usize = 4;
@@ -35,7 +33,6 @@ pub struct Session<R> {
     pub node_id: String,
     pub handle: ConnectionHandle,
     out: mpsc::Sender<Result<R, Status>>,
-    large: Arc<Semaphore>,
     nonce: u64,
 }
 
@@ -44,13 +41,11 @@ impl<R> Session<R> {
         node_id: String,
         handle: ConnectionHandle,
         out: mpsc::Sender<Result<R, Status>>,
-        large: Arc<Semaphore>,
     ) -> Self {
         Session {
             node_id,
             handle,
             out,
-            large,
             nonce: 0,
         }
     }
@@ -58,14 +53,6 @@ impl<R> Session<R> {
     pub fn next_nonce(&mut self) -> String {
         self.nonce += 1;
         self.nonce.to_string()
-    }
-
-    /// A permit for a response of `bytes` bytes, when it is large.
-    pub async fn permit(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
-        if bytes < LARGE_RESPONSE {
-            return None;
-        }
-        Arc::clone(&self.large).acquire_owned().await.ok()
     }
 
     pub async fn send(&self, response: R) -> Result<(), Closed> {

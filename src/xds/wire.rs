@@ -66,7 +66,7 @@ pub struct SotwResponse {
     pub type_url: &'static str,
     pub nonce: String,
     pub resources: Vec<Arc<Resource>>,
-    /// Held until the message is encoded: bounds how many large responses are in flight.
+    /// Taken when tonic pulls the message, released once it is encoded.
     pub permit: Option<OwnedSemaphorePermit>,
 }
 
@@ -141,6 +141,24 @@ impl WireMessage for DeltaResponse {
             encode_varint(n.len() as u64, buf);
             buf.put_slice(n.as_bytes());
         }
+    }
+}
+
+impl super::outbound::Permitted for SotwResponse {
+    fn payload_bytes(&self) -> usize {
+        self.resources.iter().map(|r| r.bytes.len()).sum()
+    }
+    fn attach(&mut self, permit: OwnedSemaphorePermit) {
+        self.permit = Some(permit);
+    }
+}
+
+impl super::outbound::Permitted for DeltaResponse {
+    fn payload_bytes(&self) -> usize {
+        self.resources.iter().map(|r| r.bytes.len()).sum()
+    }
+    fn attach(&mut self, permit: OwnedSemaphorePermit) {
+        self.permit = Some(permit);
     }
 }
 

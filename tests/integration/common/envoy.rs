@@ -62,3 +62,83 @@ pub fn validate(bootstrap: &Path) -> Result<(), String> {
         ))
     }
 }
+
+/// A running Envoy 1.40 for a test, killed when dropped.
+pub struct Envoy {
+    pub guard: super::process::Guard,
+    pub admin: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Envoy {
+    /// Starts Envoy on a bootstrap (JSON) and waits until its admin says LIVE.
+    pub fn start(name: &str, bootstrap: &serde_json::Value, admin: u16) -> Envoy {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("bootstrap.json");
+        std::fs::write(&file, serde_json::to_vec(bootstrap).unwrap()).unwrap();
+        let mut command = Command::new(binary());
+        command.arg("-c").arg(&file).args([
+            "--use-dynamic-base-id",
+            "--concurrency",
+            "1",
+            "--log-level",
+            "warn",
+            "--drain-time-s",
+            "600",
+        ]);
+        let guard = super::process::Guard::spawn(name, command, &dir.path().join("envoy.log"));
+        let envoy = Envoy {
+            guard,
+            admin,
+            _dir: dir,
+        };
+        envoy.wait_live();
+        envoy
+    }
+
+    pub fn wait_live(&self) {
+        let live = super::process::poll(std::time::Duration::from_secs(30), || {
+            let r = super::http::get(self.admin, "admin", "/ready").ok()?;
+            (r.status == 200).then_some(())
+        });
+        assert!(
+            live.is_some(),
+            "Envoy {} did not become LIVE; its log:\n{}",
+            self.guard.name,
+            self.guard.log_text()
+        );
+    }
+
+    /// One counter or gauge from `/stats`.
+    pub fn stat(&self, name: &str) -> u64 {
+        let stats = super::http::get(
+            self.admin,
+            "admin",
+            &format!("/stats?filter=^{}$", name.replace('.', "\\.")),
+        )
+        .expect("admin stats");
+        stats
+            .body
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    pub fn config_dump(&self, resource: &str) -> serde_json::Value {
+        let r = super::http::get(
+            self.admin,
+            "admin",
+            &format!("/config_dump?resource={resource}"),
+        )
+        .expect("admin config_dump");
+        serde_json::from_str(&r.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Whether Envoy's route tables mention `text` (a host, a route name).
+    pub fn routes_mention(&self, text: &str) -> bool {
+        self.config_dump("dynamic_route_configs")
+            .to_string()
+            .contains(text)
+    }
+}

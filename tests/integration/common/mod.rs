@@ -2,6 +2,11 @@
 
 pub mod envoy;
 pub mod golden;
+pub mod http;
+pub mod process;
+pub mod sluice;
+pub mod streams;
+pub mod upstream;
 
 use std::path::{Path, PathBuf};
 
