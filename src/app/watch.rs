@@ -16,7 +16,7 @@ use super::reload::reload;
 use super::state::State;
 
 /// Editors and ConfigMap updates touch a file several times; wait for quiet before reloading.
-const DEBOUNCE: Duration = Duration::from_millis(100);
+const DEBOUNCE: Duration = Duration::from_millis(50);
 
 /// The folders to watch and the file names in them that matter.
 #[derive(Default, PartialEq, Eq)]

@@ -271,7 +271,6 @@ impl Stream {
                 nonce,
                 resources: changes.updates,
                 removed: changes.removed,
-                permit: None,
             })
             .await
     }

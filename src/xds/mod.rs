@@ -3,7 +3,7 @@
 //! NACKs per stream and type.
 
 mod delta;
-mod outbound;
+mod grpc_body;
 pub mod service;
 pub mod snapshot;
 mod sotw;

@@ -6,17 +6,17 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tonic::body::Body;
 use tonic::codegen::{BoxFuture, StdError, http};
-use tonic::server::{Grpc, NamedService, StreamingService};
-use tonic::{Request, Response, Status, Streaming};
+use tonic::server::NamedService;
+use tonic::{Status, Streaming};
 
-use super::outbound::Outbound;
+use super::grpc_body::GrpcBody;
 use super::snapshot::SnapshotSource;
 use super::status::Registry;
-use super::stream::{LARGE_IN_FLIGHT, STREAM_QUEUE, Shared};
-use super::wire::{AdsCodec, DeltaResponse, SotwResponse};
+use super::stream::{STREAM_QUEUE, Shared};
+use super::wire::{DeltaResponse, RequestDecoder, SotwResponse, WireMessage};
 use super::{delta, sotw};
 
 const SOTW_PATH: &str =
@@ -35,47 +35,13 @@ pub struct AdsServer {
 impl AdsServer {
     pub fn new(source: Arc<dyn SnapshotSource>, registry: Arc<Registry>) -> Self {
         AdsServer {
-            shared: Shared {
-                source,
-                registry,
-                large: Arc::new(Semaphore::new(LARGE_IN_FLIGHT)),
-            },
+            shared: Shared { source, registry },
         }
     }
 }
 
 impl NamedService for AdsServer {
     const NAME: &'static str = "envoy.service.discovery.v3.AggregatedDiscoveryService";
-}
-
-struct SotwMethod(Shared);
-
-impl StreamingService<DiscoveryRequest> for SotwMethod {
-    type Response = SotwResponse;
-    type ResponseStream = Outbound<SotwResponse>;
-    type Future = BoxFuture<Response<Self::ResponseStream>, Status>;
-
-    fn call(&mut self, request: Request<Streaming<DiscoveryRequest>>) -> Self::Future {
-        let (tx, rx) = mpsc::channel(STREAM_QUEUE);
-        tokio::spawn(sotw::run(self.0.clone(), request.into_inner(), tx));
-        let stream = Outbound::new(rx, Arc::clone(&self.0.large));
-        Box::pin(async move { Ok(Response::new(stream)) })
-    }
-}
-
-struct DeltaMethod(Shared);
-
-impl StreamingService<DeltaDiscoveryRequest> for DeltaMethod {
-    type Response = DeltaResponse;
-    type ResponseStream = Outbound<DeltaResponse>;
-    type Future = BoxFuture<Response<Self::ResponseStream>, Status>;
-
-    fn call(&mut self, request: Request<Streaming<DeltaDiscoveryRequest>>) -> Self::Future {
-        let (tx, rx) = mpsc::channel(STREAM_QUEUE);
-        tokio::spawn(delta::run(self.0.clone(), request.into_inner(), tx));
-        let stream = Outbound::new(rx, Arc::clone(&self.0.large));
-        Box::pin(async move { Ok(Response::new(stream)) })
-    }
 }
 
 impl<B> tower::Service<http::Request<B>> for AdsServer
@@ -93,19 +59,42 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let shared = self.shared.clone();
-        match req.uri().path() {
-            SOTW_PATH => Box::pin(async move {
-                let mut grpc = Grpc::new(AdsCodec::<DiscoveryRequest, SotwResponse>::default())
-                    .apply_max_message_size_config(Some(MAX_REQUEST_BYTES), None);
-                Ok(grpc.streaming(SotwMethod(shared), req).await)
-            }),
-            DELTA_PATH => Box::pin(async move {
-                let mut grpc =
-                    Grpc::new(AdsCodec::<DeltaDiscoveryRequest, DeltaResponse>::default())
-                        .apply_max_message_size_config(Some(MAX_REQUEST_BYTES), None);
-                Ok(grpc.streaming(DeltaMethod(shared), req).await)
-            }),
-            _ => Box::pin(async move { Ok(Status::unimplemented("no such method").into_http()) }),
-        }
+        let response = match req.uri().path() {
+            SOTW_PATH => {
+                let requests = Streaming::new_request(
+                    RequestDecoder::<DiscoveryRequest>::default(),
+                    req.into_body(),
+                    None,
+                    Some(MAX_REQUEST_BYTES),
+                );
+                let (tx, rx) = mpsc::channel(STREAM_QUEUE);
+                tokio::spawn(sotw::run(shared, requests, tx));
+                grpc_response(GrpcBody::<SotwResponse>::new(rx))
+            }
+            DELTA_PATH => {
+                let requests = Streaming::new_request(
+                    RequestDecoder::<DeltaDiscoveryRequest>::default(),
+                    req.into_body(),
+                    None,
+                    Some(MAX_REQUEST_BYTES),
+                );
+                let (tx, rx) = mpsc::channel(STREAM_QUEUE);
+                tokio::spawn(delta::run(shared, requests, tx));
+                grpc_response(GrpcBody::<DeltaResponse>::new(rx))
+            }
+            _ => Status::unimplemented("no such method").into_http(),
+        };
+        Box::pin(async move { Ok(response) })
     }
+}
+
+fn grpc_response<R: WireMessage + Unpin + Send + 'static>(
+    body: GrpcBody<R>,
+) -> http::Response<Body> {
+    let mut response = http::Response::new(Body::new(body));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/grpc"),
+    );
+    response
 }

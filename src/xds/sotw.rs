@@ -229,7 +229,6 @@ impl Stream {
                 type_url: ty.type_url(),
                 nonce,
                 resources,
-                permit: None,
             })
             .await
     }

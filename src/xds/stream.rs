@@ -1,18 +1,14 @@
-//! What SotW and delta streams share: who the client is, nonces, and sending with a bound on
-//! how many large responses are in flight across all streams.
+//! What SotW and delta streams share: who the client is, nonces, and sending.
 
 use std::sync::Arc;
 
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tonic::Status;
 
 use super::snapshot::{Resource, SnapshotSource};
 use super::status::{ConnectionHandle, Registry};
 use crate::hashing::content_hash;
 
-/// How many large responses may be encoded at once, so that ten Envoys fetching a 10 MB route
-/// table do not hold ten encoded copies at the same moment.
-pub const LARGE_IN_FLIGHT: usize = 2;
 /// Responses queued per stream before its task waits: a slow Envoy holds up only itself.
 pub const STREAM_QUEUE: usize = 4;
 
@@ -21,7 +17,6 @@ pub const STREAM_QUEUE: usize = 4;
 pub struct Shared {
     pub source: Arc<dyn SnapshotSource>,
     pub registry: Arc<Registry>,
-    pub large: Arc<Semaphore>,
 }
 
 /// The client stream went away.

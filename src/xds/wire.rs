@@ -1,26 +1,50 @@
-//! Outbound discovery responses, encoded straight from the shared resource bytes.
+//! Outbound discovery responses, written in protobuf wire format straight from the shared
+//! resource bytes.
 //!
 //! With prost's generated `DiscoveryResponse`, every stream would copy each resource into its
-//! own `Any` before tonic copies it again into the send buffer; a 10 MB route table sent to ten
-//! Envoys would briefly cost 200 MB. These types hold `Arc`s to the snapshot's resources and
-//! write the protobuf wire format directly (same bytes as prost would), so the only copy is
-//! tonic's send buffer.
+//! own `Any`, and tonic would copy it again into a per-stream buffer that it keeps at its
+//! largest size: a 10 MB route table sent to ten Envoys would pin 100 MB. Here a response is a
+//! list of chunks: small ones holding the protobuf framing and fields, and the snapshot's own
+//! resource `Bytes`, shared, never copied (see `grpc_body`).
 
-use std::marker::PhantomData;
 use std::sync::Arc;
 
-use bytes::BufMut;
+use bytes::{BufMut, Bytes, BytesMut};
 use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
-use tokio::sync::OwnedSemaphorePermit;
-use tonic::Status;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
 use super::snapshot::Resource;
 
 /// A message this module can write in protobuf wire format.
 pub trait WireMessage {
     fn encoded_len(&self) -> usize;
-    fn encode_raw(&self, buf: &mut impl BufMut);
+    /// Appends the encoding to `out` as chunks; resource payloads are shared, not copied.
+    fn chunks(&self, out: &mut Chunks);
+}
+
+/// An encoding under construction: small writes go to a scratch buffer, large shared
+/// payloads become chunks of their own.
+#[derive(Default)]
+pub struct Chunks {
+    pub parts: Vec<Bytes>,
+    scratch: BytesMut,
+}
+
+impl Chunks {
+    fn flush(&mut self) {
+        if !self.scratch.is_empty() {
+            self.parts.push(self.scratch.split().freeze());
+        }
+    }
+
+    fn put_shared(&mut self, bytes: &Bytes) {
+        self.flush();
+        self.parts.push(bytes.clone());
+    }
+
+    pub fn finish(mut self) -> Vec<Bytes> {
+        self.flush();
+        self.parts
+    }
 }
 
 fn str_len(tag: u32, s: &str) -> usize {
@@ -31,7 +55,7 @@ fn str_len(tag: u32, s: &str) -> usize {
     }
 }
 
-fn put_str(tag: u32, s: &str, buf: &mut impl BufMut) {
+fn put_str(tag: u32, s: &str, buf: &mut BytesMut) {
     if !s.is_empty() {
         encode_key(tag, WireType::LengthDelimited, buf);
         encode_varint(s.len() as u64, buf);
@@ -43,7 +67,7 @@ fn message_len(tag: u32, body: usize) -> usize {
     key_len(tag) + encoded_len_varint(body as u64) + body
 }
 
-fn put_message_header(tag: u32, body: usize, buf: &mut impl BufMut) {
+fn put_message_header(tag: u32, body: usize, buf: &mut BytesMut) {
     encode_key(tag, WireType::LengthDelimited, buf);
     encode_varint(body as u64, buf);
 }
@@ -53,11 +77,11 @@ fn any_len(type_url: &str, r: &Resource) -> usize {
     str_len(1, type_url) + message_len(2, r.bytes.len())
 }
 
-fn put_any(tag: u32, type_url: &str, r: &Resource, buf: &mut impl BufMut) {
-    put_message_header(tag, any_len(type_url, r), buf);
-    put_str(1, type_url, buf);
-    put_message_header(2, r.bytes.len(), buf);
-    buf.put_slice(&r.bytes);
+fn put_any(tag: u32, type_url: &str, r: &Resource, out: &mut Chunks) {
+    put_message_header(tag, any_len(type_url, r), &mut out.scratch);
+    put_str(1, type_url, &mut out.scratch);
+    put_message_header(2, r.bytes.len(), &mut out.scratch);
+    out.put_shared(&r.bytes);
 }
 
 /// `DiscoveryResponse`: version_info = 1, resources = 2, type_url = 4, nonce = 5.
@@ -66,8 +90,6 @@ pub struct SotwResponse {
     pub type_url: &'static str,
     pub nonce: String,
     pub resources: Vec<Arc<Resource>>,
-    /// Taken when tonic pulls the message, released once it is encoded.
-    pub permit: Option<OwnedSemaphorePermit>,
 }
 
 impl WireMessage for SotwResponse {
@@ -82,13 +104,13 @@ impl WireMessage for SotwResponse {
             + str_len(5, &self.nonce)
     }
 
-    fn encode_raw(&self, buf: &mut impl BufMut) {
-        put_str(1, &self.version_info, buf);
+    fn chunks(&self, out: &mut Chunks) {
+        put_str(1, &self.version_info, &mut out.scratch);
         for r in &self.resources {
-            put_any(2, self.type_url, r, buf);
+            put_any(2, self.type_url, r, out);
         }
-        put_str(4, self.type_url, buf);
-        put_str(5, &self.nonce, buf);
+        put_str(4, self.type_url, &mut out.scratch);
+        put_str(5, &self.nonce, &mut out.scratch);
     }
 }
 
@@ -100,7 +122,6 @@ pub struct DeltaResponse {
     pub nonce: String,
     pub resources: Vec<Arc<Resource>>,
     pub removed: Vec<String>,
-    pub permit: Option<OwnedSemaphorePermit>,
 }
 
 /// `discovery.v3.Resource`: version = 1, resource = 2, name = 3.
@@ -125,18 +146,19 @@ impl WireMessage for DeltaResponse {
                 .sum::<usize>()
     }
 
-    fn encode_raw(&self, buf: &mut impl BufMut) {
-        put_str(1, &self.system_version_info, buf);
+    fn chunks(&self, out: &mut Chunks) {
+        put_str(1, &self.system_version_info, &mut out.scratch);
         for r in &self.resources {
-            put_message_header(2, delta_resource_len(self.type_url, r), buf);
-            put_str(1, &r.version, buf);
-            put_any(2, self.type_url, r, buf);
-            put_str(3, &r.name, buf);
+            put_message_header(2, delta_resource_len(self.type_url, r), &mut out.scratch);
+            put_str(1, &r.version, &mut out.scratch);
+            put_any(2, self.type_url, r, out);
+            put_str(3, &r.name, &mut out.scratch);
         }
-        put_str(4, self.type_url, buf);
-        put_str(5, &self.nonce, buf);
+        put_str(4, self.type_url, &mut out.scratch);
+        put_str(5, &self.nonce, &mut out.scratch);
         for n in &self.removed {
             // Repeated strings are written even when empty.
+            let buf = &mut out.scratch;
             encode_key(6, WireType::LengthDelimited, buf);
             encode_varint(n.len() as u64, buf);
             buf.put_slice(n.as_bytes());
@@ -144,75 +166,26 @@ impl WireMessage for DeltaResponse {
     }
 }
 
-impl super::outbound::Permitted for SotwResponse {
-    fn payload_bytes(&self) -> usize {
-        self.resources.iter().map(|r| r.bytes.len()).sum()
-    }
-    fn attach(&mut self, permit: OwnedSemaphorePermit) {
-        self.permit = Some(permit);
-    }
-}
+/// Decodes discovery requests with prost; a malformed one ends the stream with an error.
+pub struct RequestDecoder<Req>(std::marker::PhantomData<fn() -> Req>);
 
-impl super::outbound::Permitted for DeltaResponse {
-    fn payload_bytes(&self) -> usize {
-        self.resources.iter().map(|r| r.bytes.len()).sum()
-    }
-    fn attach(&mut self, permit: OwnedSemaphorePermit) {
-        self.permit = Some(permit);
-    }
-}
-
-/// Requests decode with prost; responses encode with [`WireMessage`].
-pub struct AdsCodec<Req, Resp>(PhantomData<fn(Req, Resp)>);
-
-impl<Req, Resp> Default for AdsCodec<Req, Resp> {
+impl<Req> Default for RequestDecoder<Req> {
     fn default() -> Self {
-        AdsCodec(PhantomData)
+        RequestDecoder(std::marker::PhantomData)
     }
 }
 
-pub struct WireEncoder<Resp>(PhantomData<fn(Resp)>);
-
-impl<Resp: WireMessage> Encoder for WireEncoder<Resp> {
-    type Item = Resp;
-    type Error = Status;
-
-    fn encode(&mut self, item: Resp, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.reserve(item.encoded_len());
-        item.encode_raw(dst);
-        Ok(())
-    }
-}
-
-pub struct RequestDecoder<Req>(PhantomData<fn() -> Req>);
-
-impl<Req: prost::Message + Default> Decoder for RequestDecoder<Req> {
+impl<Req: prost::Message + Default> tonic::codec::Decoder for RequestDecoder<Req> {
     type Item = Req;
-    type Error = Status;
+    type Error = tonic::Status;
 
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Req>, Status> {
-        Req::decode(src)
-            .map(Some)
-            .map_err(|e| Status::invalid_argument(format!("malformed discovery request: {e}")))
-    }
-}
-
-impl<Req, Resp> Codec for AdsCodec<Req, Resp>
-where
-    Req: prost::Message + Default + Send + 'static,
-    Resp: WireMessage + Send + 'static,
-{
-    type Encode = Resp;
-    type Decode = Req;
-    type Encoder = WireEncoder<Resp>;
-    type Decoder = RequestDecoder<Req>;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        WireEncoder(PhantomData)
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        RequestDecoder(PhantomData)
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Req>, tonic::Status> {
+        Req::decode(src).map(Some).map_err(|e| {
+            tonic::Status::invalid_argument(format!("malformed discovery request: {e}"))
+        })
     }
 }
 
@@ -233,8 +206,9 @@ mod tests {
     }
 
     fn encode(m: &impl WireMessage) -> Vec<u8> {
-        let mut buf = Vec::new();
-        m.encode_raw(&mut buf);
+        let mut chunks = Chunks::default();
+        m.chunks(&mut chunks);
+        let buf: Vec<u8> = chunks.finish().concat();
         assert_eq!(buf.len(), m.encoded_len());
         buf
     }
@@ -247,7 +221,6 @@ mod tests {
             type_url: "type.googleapis.com/x.Y",
             nonce: "3".into(),
             resources: vec![resource("a", "1", b"\x0a\x01a"), resource("b", "2", &big)],
-            permit: None,
         };
         let d = DiscoveryResponse::decode(encode(&m).as_slice()).unwrap();
         assert_eq!(
@@ -264,6 +237,24 @@ mod tests {
     }
 
     #[test]
+    fn resource_payloads_are_shared_not_copied() {
+        let big = resource("big", "1", &vec![1u8; 4096]);
+        let m = SotwResponse {
+            version_info: "v".into(),
+            type_url: "t",
+            nonce: "1".into(),
+            resources: vec![Arc::clone(&big)],
+        };
+        let mut chunks = Chunks::default();
+        m.chunks(&mut chunks);
+        let parts = chunks.finish();
+        assert!(
+            parts.iter().any(|p| p.as_ptr() == big.bytes.as_ptr()),
+            "the payload chunk is the snapshot's own bytes"
+        );
+    }
+
+    #[test]
     fn delta_responses_decode_as_prost_delta_responses() {
         let m = DeltaResponse {
             system_version_info: String::new(),
@@ -271,7 +262,6 @@ mod tests {
             nonce: "9".into(),
             resources: vec![resource("a", "v7", b"xyz")],
             removed: vec!["gone".into(), String::new()],
-            permit: None,
         };
         let d = DeltaDiscoveryResponse::decode(encode(&m).as_slice()).unwrap();
         assert_eq!(d.nonce, "9");
