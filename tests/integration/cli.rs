@@ -174,23 +174,15 @@ fn render_never_prints_secrets() {
 /// bootstrap` prints for the example config, and Envoy accepts them.
 #[test]
 fn shipped_bootstraps_are_current_and_valid() {
-    let example = crate::common::repo_root()
-        .join("examples/config.yaml")
-        .display()
-        .to_string();
-    for (file, flavour) in [
-        ("bootstrap-delta.yaml", "delta"),
-        ("bootstrap-sotw.yaml", "sotw"),
+    let root = crate::common::repo_root();
+    let example = root.join("examples/config.yaml").display().to_string();
+    let compose = root.join("examples/compose/config.yaml").display().to_string();
+    for (file, config, flavour, node) in [
+        ("bootstrap-delta.yaml", &example, "delta", "envoy-1"),
+        ("bootstrap-sotw.yaml", &example, "sotw", "envoy-1"),
+        ("bootstrap-compose.yaml", &compose, "delta", "envoy-compose"),
     ] {
-        let out = sluice(&[
-            "bootstrap",
-            "-c",
-            &example,
-            "--ads",
-            flavour,
-            "--node-id",
-            "envoy-1",
-        ]);
+        let out = sluice(&["bootstrap", "-c", config, "--ads", flavour, "--node-id", node]);
         assert_eq!(out.status.code(), Some(0));
         let path = crate::common::repo_root().join("envoy").join(file);
         crate::common::golden::check(&path, &String::from_utf8_lossy(&out.stdout))
