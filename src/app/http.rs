@@ -45,7 +45,50 @@ pub fn router(endpoints: Endpoints) -> Router {
     Router::new()
         .route(STATUS_PATH, get(status))
         .route("/metrics", get(metrics))
+        .route(JWKS_PATH, get(jwks))
+        .route(WELL_KNOWN_PATH, get(well_known))
         .with_state(endpoints)
+}
+
+/// Where upstreams fetch the keys that verify `x-pomerium-jwt-assertion` (on every route host,
+/// through Envoy).
+pub const JWKS_PATH: &str = "/.well-known/pomerium/jwks.json";
+pub const WELL_KNOWN_PATH: &str = "/.well-known/pomerium";
+
+fn public_json(value: serde_json::Value) -> impl IntoResponse {
+    (
+        [
+            (axum::http::header::CACHE_CONTROL, "max-age=60"),
+            (axum::http::header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+        ],
+        axum::Json(value),
+    )
+}
+
+async fn jwks(Extract(endpoints): Extract<Endpoints>) -> impl IntoResponse {
+    public_json(endpoints.state.published().authz.signer.jwks())
+}
+
+async fn well_known(
+    Extract(endpoints): Extract<Endpoints>,
+    headers: axum::http::HeaderMap,
+) -> impl IntoResponse {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let authenticate = endpoints
+        .state
+        .published()
+        .model
+        .global
+        .authenticate_service_url
+        .clone();
+    public_json(serde_json::json!({
+        "issuer": format!("https://{host}/"),
+        "jwks_uri": format!("https://{host}{JWKS_PATH}"),
+        "authentication_callback_endpoint": authenticate.map(|a| format!("{}/oauth2/callback", a.trim_end_matches('/'))),
+    }))
 }
 
 async fn status(Extract(endpoints): Extract<Endpoints>) -> impl IntoResponse {

@@ -15,7 +15,8 @@ use anyhow::Context;
 use tracing::{info, warn};
 
 use self::state::{Published, State};
-use crate::authz::identity::Anonymous;
+use crate::authz::signer::Signer;
+use crate::authz::tokens::IdpTokens;
 use crate::authz::{AuthzCounters, AuthzService, IndexSource};
 use crate::config::Model;
 use crate::xds::{AdsServer, Registry, SnapshotSource};
@@ -33,7 +34,13 @@ pub async fn serve(config: PathBuf, model: Model) -> anyhow::Result<ExitCode> {
         bytes = snapshot.total_bytes(),
         "config loaded"
     );
-    let state = State::new(Published::new(snapshot, model), config.clone());
+    let generated = Arc::new(Signer::generate());
+    let http_client = idp_client(model.global.certificate_authority_file.as_deref())?;
+    let state = State::new(
+        Published::new(snapshot, model, &generated),
+        generated,
+        config.clone(),
+    );
     let registry = Arc::new(Registry::default());
     let authz_counters = Arc::new(AuthzCounters::default());
     let source: Arc<dyn SnapshotSource> = Arc::clone(&state) as Arc<dyn SnapshotSource>;
@@ -44,7 +51,7 @@ pub async fn serve(config: PathBuf, model: Model) -> anyhow::Result<ExitCode> {
 
     let authz = AuthzService {
         source: Arc::clone(&state) as Arc<dyn IndexSource>,
-        identities: Arc::new(Anonymous),
+        identities: Arc::new(IdpTokens::new(http_client)),
         counters: Arc::clone(&authz_counters),
     };
     let app = tonic::service::Routes::new(AdsServer::new(source, Arc::clone(&registry)))
@@ -82,6 +89,26 @@ pub async fn serve(config: PathBuf, model: Model) -> anyhow::Result<ExitCode> {
     // ADS streams never end by themselves; give them a moment, then go.
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, server).await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The client sluice fetches IdP discovery documents and keys with: short timeouts, no
+/// redirects (the URLs come from the IdP's own documents), the system's CAs plus
+/// `certificate_authority_file`.
+fn idp_client(ca_file: Option<&std::path::Path>) -> anyhow::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .connect_timeout(Duration::from_secs(3))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("sluice/", env!("CARGO_PKG_VERSION")));
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        for cert in reqwest::Certificate::from_pem_bundle(&pem)
+            .with_context(|| format!("{} is not a PEM bundle", path.display()))?
+        {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    Ok(builder.build()?)
 }
 
 async fn stop_signal() {

@@ -125,7 +125,7 @@ pub fn reload(state: &Arc<State>, path: &Path) -> Outcome {
     status.generation = generation;
     drop(status);
     let routes = model.routes.len();
-    state.publish(Published::new(snapshot, model));
+    state.publish(Published::new(snapshot, model, &state.generated_signer));
     info!(
         generation,
         routes,

@@ -9,6 +9,7 @@ use arc_swap::ArcSwap;
 use serde::Serialize;
 use tokio::sync::watch;
 
+use crate::authz::signer::Signer;
 use crate::authz::{Index, IndexSource};
 use crate::config::Model;
 use crate::xds::{Snapshot, SnapshotSource};
@@ -20,9 +21,17 @@ pub struct Published {
 }
 
 impl Published {
-    pub fn new(snapshot: Snapshot, model: Model) -> Self {
+    /// `generated` signs assertions when the config names no `signing_key`.
+    pub fn new(snapshot: Snapshot, model: Model, generated: &Arc<Signer>) -> Self {
+        let signer = match &model.global.signing_key {
+            // Validation checked that the key parses; fall back rather than stop serving.
+            Some(pem) => Signer::from_pem(pem.expose())
+                .map(Arc::new)
+                .unwrap_or_else(|_| Arc::clone(generated)),
+            None => Arc::clone(generated),
+        };
         let model = Arc::new(model);
-        let authz = Arc::new(Index::new(Arc::clone(&model)));
+        let authz = Arc::new(Index::new(Arc::clone(&model), signer));
         Published {
             snapshot: Arc::new(snapshot),
             model,
@@ -48,15 +57,22 @@ pub struct ReloadStatus {
 
 pub struct State {
     current: ArcSwap<Published>,
+    /// Signs assertions when the config names no `signing_key`; kept across reloads.
+    pub generated_signer: Arc<Signer>,
     changed: watch::Sender<u64>,
     pub reloads: Mutex<ReloadStatus>,
 }
 
 impl State {
-    pub fn new(published: Published, config_file: PathBuf) -> Arc<Self> {
+    pub fn new(
+        published: Published,
+        generated_signer: Arc<Signer>,
+        config_file: PathBuf,
+    ) -> Arc<Self> {
         let generation = published.snapshot.generation;
         Arc::new(State {
             current: ArcSwap::from_pointee(published),
+            generated_signer,
             changed: watch::Sender::new(generation),
             reloads: Mutex::new(ReloadStatus {
                 config_file,

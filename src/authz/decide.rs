@@ -1,10 +1,9 @@
-//! From a request to a decision: find the route, establish identity, evaluate the policy.
+//! From a found route, an identified caller and a request to a decision.
 
 use crate::config::model::Route;
-use crate::policy::eval::{self, ClientCertificate, Evaluation, Identity, Input, Verdict};
+use crate::policy::eval::{self, ClientCertificate, Evaluation, Input, Verdict};
 
-use super::identity::IdentitySource;
-use super::index::Index;
+use super::identity::Session;
 use super::request::RequestView;
 
 #[derive(Debug, PartialEq, Eq)]
@@ -22,37 +21,26 @@ pub enum Decision {
 }
 
 /// A decision with what led to it.
-pub struct Decided<'i> {
+pub struct Decided {
     pub decision: Decision,
-    pub route: Option<&'i Route>,
-    pub identity: Option<Identity>,
     pub evaluation: Option<Evaluation>,
-    /// Envoy sent a checksum from an older route table.
-    pub stale_checksum: bool,
 }
 
-pub fn decide<'i>(
-    index: &'i Index,
+/// Evaluates `route`'s policy; `None` (no such route) is always refused.
+pub fn decide(
+    route: Option<&Route>,
     request: &RequestView<'_>,
-    identities: &dyn IdentitySource,
+    session: Option<&Session>,
     certificate: ClientCertificate,
-) -> Decided<'i> {
-    let found = request.route_id.and_then(|id| index.route(id));
-    let Some((route, checksum)) = found else {
+) -> Decided {
+    let Some(route) = route else {
         return Decided {
             decision: Decision::UnknownRoute,
-            route: None,
-            identity: None,
             evaluation: None,
-            stale_checksum: false,
         };
     };
-    let stale_checksum = request.checksum.is_some_and(|c| c != checksum);
-    // Credentials presented but refused count as nobody: the policy then decides between
-    // sign-in and deny exactly as for an anonymous request.
-    let identity = identities.identify(request, route).unwrap_or_default();
     let input = Input {
-        identity: identity.as_ref(),
+        identity: session.map(|s| &s.identity),
         method: request.method,
         path: &request.path,
         headers: Some(request.headers),
@@ -74,9 +62,6 @@ pub fn decide<'i>(
     };
     Decided {
         decision,
-        route: Some(route),
-        identity,
         evaluation: Some(evaluation),
-        stale_checksum,
     }
 }

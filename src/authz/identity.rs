@@ -1,33 +1,49 @@
 //! The identity seam: who is making a request. Bearer tokens verified against the IdP's keys
-//! come here, and so will browser sessions.
+//! come through here, and so will browser sessions.
 
-use crate::config::model::Route;
+use crate::config::model::{Global, Route};
 use crate::policy::eval::Identity;
 
 use super::request::RequestView;
 
-/// Why a request's credentials were not accepted. Never echoed to the client in detail.
+/// Why a request's credentials were not accepted. Logged, never shown to the client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdentityError {
     #[error("the credentials are not valid: {0}")]
     Invalid(String),
 }
 
+/// A signed-in caller and the tokens that proved it (for header templates).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Session {
+    pub identity: Identity,
+    pub access_token: Option<String>,
+    pub id_token: Option<String>,
+}
+
 /// Establishes who made a request, if anyone.
+#[tonic::async_trait]
 pub trait IdentitySource: Send + Sync + 'static {
     /// `Ok(None)`: nobody is signed in. `Err`: credentials were presented but refused.
-    fn identify(
+    async fn identify(
         &self,
         request: &RequestView<'_>,
         route: &Route,
-    ) -> Result<Option<Identity>, IdentityError>;
+        global: &Global,
+    ) -> Result<Option<Session>, IdentityError>;
 }
 
-/// No identity sources configured: every request is anonymous.
+/// Every request is anonymous (for tests and offline checks).
 pub struct Anonymous;
 
+#[tonic::async_trait]
 impl IdentitySource for Anonymous {
-    fn identify(&self, _: &RequestView<'_>, _: &Route) -> Result<Option<Identity>, IdentityError> {
+    async fn identify(
+        &self,
+        _: &RequestView<'_>,
+        _: &Route,
+        _: &Global,
+    ) -> Result<Option<Session>, IdentityError> {
         Ok(None)
     }
 }

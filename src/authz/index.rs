@@ -4,24 +4,31 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::signer::Signer;
 use crate::config::Model;
 use crate::config::model::Route;
 
 pub struct Index {
     pub model: Arc<Model>,
+    /// Signs identity assertions for this generation.
+    pub signer: Arc<Signer>,
     /// Route id → (position in `model.routes`, checksum).
     routes: HashMap<String, (usize, String)>,
 }
 
 impl Index {
-    pub fn new(model: Arc<Model>) -> Self {
+    pub fn new(model: Arc<Model>, signer: Arc<Signer>) -> Self {
         let routes = model
             .routes
             .iter()
             .enumerate()
             .map(|(i, r)| (r.id.clone(), (i, r.checksum())))
             .collect();
-        Index { model, routes }
+        Index {
+            model,
+            signer,
+            routes,
+        }
     }
 
     /// The route and its current checksum.

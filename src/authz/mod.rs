@@ -1,12 +1,17 @@
 //! ext_authz: the `Authorization/Check` service Envoy calls for every request on a protected
 //! route. Route lookup by id from the published generation, identity, PPL decision, response.
 
+pub mod certificate;
 pub mod decide;
+pub mod headers;
 pub mod identity;
 pub mod index;
+mod jwks;
 pub mod request;
 pub mod respond;
 pub mod service;
+pub mod signer;
+pub mod tokens;
 
 pub use index::{Index, IndexSource};
 pub use service::{AuthzCounters, AuthzService};

@@ -170,7 +170,7 @@ pub fn sign_in_url(index: &Index, request: &RequestView<'_>) -> String {
     url.to_string()
 }
 
-pub fn refuse(decided: &Decided<'_>, request: &RequestView<'_>, index: &Index) -> CheckResponse {
+pub fn refuse(decided: &Decided, request: &RequestView<'_>, index: &Index) -> CheckResponse {
     let format = negotiate(request.header("accept"));
     let with_type = |content_type: &'static str, mut headers: Vec<HeaderValueOption>| {
         headers.push(header("content-type", content_type));

@@ -11,7 +11,7 @@ use super::decide::{Decision, decide};
 use super::identity::IdentitySource;
 use super::index::IndexSource;
 use super::request::RequestView;
-use super::respond;
+use super::{certificate, headers, respond};
 use crate::policy::eval::ClientCertificate;
 
 /// Decision counters, for status and metrics.
@@ -22,6 +22,8 @@ pub struct AuthzCounters {
     pub denied: AtomicU64,
     pub sign_in: AtomicU64,
     pub unknown_route: AtomicU64,
+    /// Credentials presented but refused (bad signature, expired, wrong audience, ...).
+    pub refused_credentials: AtomicU64,
     /// Envoy asked with a route table older than sluice's current one.
     pub stale_checksum: AtomicU64,
 }
@@ -33,32 +35,60 @@ pub struct AuthzService {
 }
 
 impl AuthzService {
-    pub fn check_request(&self, request: &CheckRequest) -> CheckResponse {
+    pub async fn check_request(&self, request: &CheckRequest) -> CheckResponse {
         let index = self.source.index();
         let view = RequestView::new(request);
-        let decided = decide(
-            &index,
-            &view,
-            self.identities.as_ref(),
-            ClientCertificate::None,
-        );
         let c = &self.counters;
         c.checks.fetch_add(1, Ordering::Relaxed);
-        if decided.stale_checksum {
+        let found = view.route_id.and_then(|id| index.route(id));
+        if let (Some((_, checksum)), Some(sent)) = (found, view.checksum)
+            && sent != checksum
+        {
             c.stale_checksum.fetch_add(1, Ordering::Relaxed);
             debug!(
                 route_id = view.route_id.unwrap_or(""),
                 "route checksum from Envoy differs: it is still on an older route table"
             );
         }
-        match &decided.decision {
-            Decision::Allow => {
+        let route = found.map(|(r, _)| r);
+        let session = match route {
+            Some(route) => match self
+                .identities
+                .identify(&view, route, &index.model.global)
+                .await
+            {
+                Ok(session) => session,
+                Err(e) => {
+                    // Refused credentials count as nobody: the policy then asks for sign-in or
+                    // denies, exactly as for an anonymous request.
+                    c.refused_credentials.fetch_add(1, Ordering::Relaxed);
+                    debug!(route_id = %route.id, error = %e, "credentials refused");
+                    None
+                }
+            },
+            None => None,
+        };
+        let cert = certificate::read(view.certificate);
+        let decided = decide(route, &view, session.as_ref(), cert.clone());
+        match (&decided.decision, route) {
+            (Decision::Allow, Some(route)) => {
                 c.allowed.fetch_add(1, Ordering::Relaxed);
-                return respond::allow(Vec::new(), Vec::new());
+                let info = match &cert {
+                    ClientCertificate::Valid(info) => Some(info),
+                    _ => None,
+                };
+                let (set, remove) = headers::for_allowed(
+                    route,
+                    &index.model.global,
+                    &view,
+                    session.as_ref(),
+                    &index.signer,
+                    info,
+                );
+                return respond::allow(set, remove);
             }
-            Decision::SignIn => c.sign_in.fetch_add(1, Ordering::Relaxed),
-            Decision::Deny { .. } => c.denied.fetch_add(1, Ordering::Relaxed),
-            Decision::UnknownRoute => {
+            (Decision::SignIn, _) => c.sign_in.fetch_add(1, Ordering::Relaxed),
+            (Decision::UnknownRoute, _) => {
                 warn!(
                     route_id = view.route_id.unwrap_or("(none)"),
                     host = view.host,
@@ -66,6 +96,7 @@ impl AuthzService {
                 );
                 c.unknown_route.fetch_add(1, Ordering::Relaxed)
             }
+            _ => c.denied.fetch_add(1, Ordering::Relaxed),
         };
         respond::refuse(&decided, &view, &index)
     }
@@ -77,6 +108,6 @@ impl Authorization for AuthzService {
         &self,
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
-        Ok(Response::new(self.check_request(request.get_ref())))
+        Ok(Response::new(self.check_request(request.get_ref()).await))
     }
 }

@@ -4,6 +4,7 @@ pub mod duration;
 pub mod model;
 pub mod raw;
 pub mod secret;
+pub mod template;
 pub mod validate;
 
 pub use model::Model;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::secret::Secret;
+use super::template::Template;
 use crate::document::Diagnostic;
 use crate::policy::Policy;
 
@@ -288,7 +289,8 @@ pub struct Route {
     pub from: FromUrl,
     pub path_match: PathMatch,
     pub action: RouteAction,
-    pub set_request_headers: BTreeMap<String, String>,
+    /// Header name → compiled value template (applied by ext_authz on allowed requests).
+    pub set_request_headers: BTreeMap<String, Template>,
     /// Lowercase, sorted, unique.
     pub remove_request_headers: Vec<String>,
     /// The global `set_response_headers` with this route's merged over them (shared with

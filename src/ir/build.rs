@@ -51,7 +51,7 @@ pub fn build(model: &Model) -> Ir {
                     // Any port: Pomerium matches a route's host whatever port the client used.
                     vec![host.clone(), format!("{host}:*")]
                 },
-                routes: Vec::new(),
+                routes: internal_routes(),
             })
             .routes
             .extend(routes);
@@ -111,6 +111,40 @@ pub fn build(model: &Model) -> Ir {
         clusters: clusters.into_values().collect(),
         secrets,
     }
+}
+
+/// Paths sluice itself answers on every route host, ahead of the config's routes: the keys
+/// that verify identity assertions, and Pomerium's well-known document.
+pub const INTERNAL_PATHS: [(&str, &str); 2] = [
+    ("route/sluice/jwks", "/.well-known/pomerium/jwks.json"),
+    ("route/sluice/well-known", "/.well-known/pomerium"),
+];
+
+fn internal_routes() -> Vec<Route> {
+    INTERNAL_PATHS
+        .iter()
+        .map(|(name, path)| Route {
+            name: name.to_string(),
+            path: PathMatch::Exact(path.to_string()),
+            headers: Vec::new(),
+            action: Action::Forward(Forward {
+                cluster: names::SLUICE_CLUSTER.into(),
+                timeout: Duration::from_secs(10),
+                idle_timeout: None,
+                grpc_timeout_header_max: None,
+                prefix_rewrite: None,
+                regex_rewrite: None,
+                host_rewrite: HostRewrite::Preserve,
+                append_x_forwarded_host: false,
+                upgrades: Vec::new(),
+                hash_on_routing_key: false,
+            }),
+            request_headers_to_remove: Arc::default(),
+            response_headers: Arc::default(),
+            // Public by design: upstreams must be able to fetch the keys.
+            authz: Authz::Disabled,
+        })
+        .collect()
 }
 
 fn hcm(g: &Global, codec: Codec) -> Hcm {

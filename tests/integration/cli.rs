@@ -176,13 +176,24 @@ fn render_never_prints_secrets() {
 fn shipped_bootstraps_are_current_and_valid() {
     let root = crate::common::repo_root();
     let example = root.join("examples/config.yaml").display().to_string();
-    let compose = root.join("examples/compose/config.yaml").display().to_string();
+    let compose = root
+        .join("examples/compose/config.yaml")
+        .display()
+        .to_string();
     for (file, config, flavour, node) in [
         ("bootstrap-delta.yaml", &example, "delta", "envoy-1"),
         ("bootstrap-sotw.yaml", &example, "sotw", "envoy-1"),
         ("bootstrap-compose.yaml", &compose, "delta", "envoy-compose"),
     ] {
-        let out = sluice(&["bootstrap", "-c", config, "--ads", flavour, "--node-id", node]);
+        let out = sluice(&[
+            "bootstrap",
+            "-c",
+            config,
+            "--ads",
+            flavour,
+            "--node-id",
+            node,
+        ]);
         assert_eq!(out.status.code(), Some(0));
         let path = crate::common::repo_root().join("envoy").join(file);
         crate::common::golden::check(&path, &String::from_utf8_lossy(&out.stdout))

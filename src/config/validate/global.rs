@@ -511,10 +511,14 @@ fn signing_key(raw: &RawConfig, base: &Path, diags: &mut Diagnostics) -> Option<
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
     };
+    use p256::pkcs8::DecodePrivateKey;
+    let parses = |pem: &str| {
+        p256::SecretKey::from_sec1_pem(pem).is_ok() || p256::SecretKey::from_pkcs8_pem(pem).is_ok()
+    };
     match pem {
-        Some(pem) if pem.contains("PRIVATE KEY-----") => Some(Secret::new(pem)),
+        Some(pem) if parses(&pem) => Some(Secret::new(pem)),
         _ => {
-            diags.error(secret.span, "signing_key", "invalid signing_key: expected a PEM EC private key, base64-encoded (for example `openssl ecparam -genkey -name prime256v1 | openssl ec | base64 -w0`)");
+            diags.error(secret.span, "signing_key", "invalid signing_key: expected a PEM P-256 (prime256v1) EC private key, base64-encoded (for example `openssl ecparam -genkey -name prime256v1 | openssl ec | base64 -w0`)");
             None
         }
     }

@@ -13,6 +13,7 @@ use crate::config::model::{
     PathRewrite, Redirect, Route, RouteAction, Setting, UpstreamScheme, UpstreamTls,
 };
 use crate::config::raw::{RawRedirect, RawResponse, RawRoute};
+use crate::config::template::{self, Template};
 use crate::document::decode::{KeyPath, Spanned};
 use crate::document::diag::{Diagnostics, Span};
 use crate::document::yaml::NodeKind;
@@ -44,10 +45,7 @@ pub(super) fn validate_route(
     let set_request_headers = raw
         .set_request_headers
         .as_ref()
-        .map(|h| {
-            warn_nginx_headers(&h.value, &path.key("set_request_headers"), diags);
-            header_map(&h.value, &path.key("set_request_headers"), diags)
-        })
+        .map(|h| request_templates(&h.value, &path, diags))
         .unwrap_or_default();
     let mut remove_request_headers: Vec<String> = Vec::new();
     for name in raw
@@ -149,6 +147,30 @@ pub(super) fn validate_route(
         policy,
         depends_on,
     })
+}
+
+/// `set_request_headers`: names checked, values compiled as templates; a reference Pomerium
+/// would render as nothing gets a warning.
+fn request_templates(
+    pairs: &crate::document::decode::Pairs<Spanned<String>>,
+    path: &KeyPath,
+    diags: &mut Diagnostics,
+) -> BTreeMap<String, Template> {
+    let at = path.key("set_request_headers");
+    warn_nginx_headers(pairs, &at, diags);
+    let plain = header_map(pairs, &at, diags);
+    let mut out = BTreeMap::new();
+    for (name, value) in plain {
+        let (template, unknown) = template::compile(&value);
+        if let Some((_, v)) = pairs.0.iter().find(|(n, _)| n.value == name) {
+            for reference in unknown {
+                diags.warning(v.span, at.key(name.clone()), format!(
+                    "`${{{reference}}}` is not a template sluice knows; it renders as nothing (known: pomerium.access_token, pomerium.id_token, pomerium.jwt, pomerium.client_cert_fingerprint, pomerium.client_cert_san_dns, pomerium.client_cert_san_email, pomerium.request.headers[\"name\"])"));
+            }
+        }
+        out.insert(name, template);
+    }
+    out
 }
 
 fn flag(b: &Option<Spanned<bool>>) -> bool {

@@ -1,0 +1,172 @@
+//! Bearer tokens from the identity provider (`bearer_token_format: idp_identity_token` or
+//! `idp_access_token`): verified against the IdP's keys, then read as an identity.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{Map, Value};
+
+use super::identity::{IdentityError, IdentitySource, Session};
+use super::jwks::Provider;
+use super::request::RequestView;
+use crate::config::model::{BearerTokenFormat, Global, Route};
+use crate::policy::eval::Identity;
+
+/// Clock difference tolerated on `exp` and `nbf`.
+const LEEWAY: Duration = Duration::from_secs(30);
+
+/// Only asymmetric algorithms: an IdP's tokens are never signed with a shared secret, and
+/// accepting HS256 would let anyone sign with the published public key.
+const ALLOWED: &[Algorithm] = &[
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+pub struct IdpTokens {
+    http: reqwest::Client,
+    providers: Mutex<HashMap<String, Arc<Provider>>>,
+}
+
+impl IdpTokens {
+    pub fn new(http: reqwest::Client) -> Self {
+        IdpTokens {
+            http,
+            providers: Mutex::default(),
+        }
+    }
+
+    fn provider(&self, url: &str) -> Arc<Provider> {
+        let mut providers = self.providers.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(
+            providers
+                .entry(url.to_string())
+                .or_insert_with(|| Arc::new(Provider::new(url, self.http.clone()))),
+        )
+    }
+}
+
+/// The token of `Authorization: Bearer <token>`.
+pub fn bearer<'a>(request: &RequestView<'a>) -> Option<&'a str> {
+    let value = request.header("authorization")?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+#[tonic::async_trait]
+impl IdentitySource for IdpTokens {
+    async fn identify(
+        &self,
+        request: &RequestView<'_>,
+        route: &Route,
+        global: &Global,
+    ) -> Result<Option<Session>, IdentityError> {
+        let format = route.bearer_token_format;
+        if !matches!(
+            format,
+            BearerTokenFormat::IdpIdentityToken | BearerTokenFormat::IdpAccessToken
+        ) {
+            return Ok(None);
+        }
+        let Some(token) = bearer(request) else {
+            return Ok(None);
+        };
+        let Some(idp) = &global.idp else {
+            return Err(IdentityError::Invalid(
+                "no identity provider is configured".into(),
+            ));
+        };
+        let provider = self.provider(&idp.url);
+        let claims = verify(token, &provider, &idp.client_id).await?;
+        let identity = identity_from(claims)?;
+        let (access_token, id_token) = match format {
+            BearerTokenFormat::IdpAccessToken => (Some(token.to_string()), None),
+            _ => (None, Some(token.to_string())),
+        };
+        Ok(Some(Session {
+            identity,
+            access_token,
+            id_token,
+        }))
+    }
+}
+
+/// Verifies signature, issuer, audience and lifetime. Errors say what was wrong for logs;
+/// they never reach the client.
+pub async fn verify(
+    token: &str,
+    provider: &Provider,
+    client_id: &str,
+) -> Result<Map<String, Value>, IdentityError> {
+    let invalid = |e: String| IdentityError::Invalid(e);
+    let header = jsonwebtoken::decode_header(token)
+        .map_err(|e| invalid(format!("not a signed JWT: {e}")))?;
+    if !ALLOWED.contains(&header.alg) {
+        return Err(invalid(format!(
+            "algorithm {:?} is not accepted",
+            header.alg
+        )));
+    }
+    let (issuer, jwk) = provider.key(header.kid.as_deref()).await.map_err(invalid)?;
+    let key = DecodingKey::from_jwk(&jwk).map_err(|e| invalid(format!("unusable key: {e}")))?;
+    let mut validation = Validation::new(header.alg);
+    validation.algorithms = vec![header.alg];
+    validation.set_issuer(&[issuer.as_str(), issuer.trim_end_matches('/')]);
+    validation.leeway = LEEWAY.as_secs();
+    validation.validate_nbf = true;
+    validation.validate_aud = false;
+    validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+    let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
+        .map_err(|e| invalid(format!("{e}")))?;
+    let claims = data.claims;
+    // The client id must be an audience (ID tokens), or the authorized party (access tokens).
+    let audience_ok = match claims.get("aud") {
+        Some(Value::String(a)) => a == client_id,
+        Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(client_id)),
+        _ => false,
+    } || claims.get("azp").and_then(Value::as_str) == Some(client_id);
+    if !audience_ok {
+        return Err(invalid("the token was not issued for this client".into()));
+    }
+    Ok(claims)
+}
+
+pub fn identity_from(claims: Map<String, Value>) -> Result<Identity, IdentityError> {
+    let user_id = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
+    let Some(user_id) = user_id else {
+        return Err(IdentityError::Invalid("the token has no subject".into()));
+    };
+    let email = claims
+        .get("email")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let groups = match claims.get("groups") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|g| g.as_str().map(str::to_string))
+            .collect(),
+        Some(Value::String(g)) => vec![g.clone()],
+        _ => Vec::new(),
+    };
+    Ok(Identity {
+        user_id,
+        email,
+        groups,
+        claims,
+    })
+}
