@@ -1,5 +1,6 @@
 //! Command line: parsing, dispatch and exit codes (0 ok, 64 usage, 78 bad config, 1 failure).
 
+mod check;
 mod render;
 mod status;
 
@@ -50,6 +51,29 @@ enum Command {
         /// Print sluice's intermediate form instead of the Envoy bootstrap.
         #[arg(long)]
         ir: bool,
+    },
+    /// Explain offline what sluice would decide for one request: the route it takes, the
+    /// decision, the status code, and which criteria decided it.
+    Check {
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+        /// The request URL, as the client would send it (https://app.example.com/path).
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// A request header, `Name: value` (repeatable).
+        #[arg(long = "header", value_name = "NAME: VALUE")]
+        headers: Vec<String>,
+        /// The caller's identity as JSON claims (`{"sub": "alice", "email": ...}`).
+        #[arg(long, conflicts_with = "token")]
+        claims: Option<String>,
+        /// The caller's JWT; its claims are read without verifying the signature.
+        #[arg(long)]
+        token: Option<String>,
+        /// The client's IP address, for `source_ip` criteria.
+        #[arg(long)]
+        source_ip: Option<std::net::IpAddr>,
     },
     /// Serve the config to Envoys over xDS (ADS) on `grpc_address`, reloading on change.
     Serve {
@@ -114,6 +138,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             format,
             node_id,
         } => render::bootstrap(&config, ads, format, node_id),
+        Command::Check {
+            config,
+            url,
+            method,
+            headers,
+            claims,
+            token,
+            source_ip,
+        } => check::check(
+            &config,
+            check::Request {
+                url,
+                method,
+                headers,
+                claims,
+                token,
+                source_ip,
+            },
+        ),
         Command::Serve { config } => {
             let model = match load(&config) {
                 Ok(m) => m,

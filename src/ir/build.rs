@@ -125,6 +125,7 @@ fn internal_routes() -> Vec<Route> {
         .iter()
         .map(|(name, path)| Route {
             name: name.to_string(),
+            config_route: None,
             path: PathMatch::Exact(path.to_string()),
             headers: Vec::new(),
             action: Action::Forward(Forward {
@@ -207,6 +208,7 @@ fn redirect_routes(g: &Global) -> RouteConfig {
             domains: vec!["*".into()],
             routes: vec![Route {
                 name: "route/https-redirect".into(),
+                config_route: None,
                 path: PathMatch::Prefix("/".into()),
                 headers: Vec::new(),
                 action: Action::Redirect(Redirect {
@@ -258,6 +260,7 @@ fn build_routes(
     let remove: Arc<[String]> = remove.into();
     let base = Route {
         name: names::route(&route.id),
+        config_route: Some(route.id.clone()),
         path: match &route.path_match {
             model::PathMatch::Prefix(p) => PathMatch::Prefix(p.clone()),
             model::PathMatch::Exact(p) => PathMatch::Exact(p.clone()),

@@ -4,6 +4,7 @@
 
 mod build;
 pub mod limits;
+pub mod matching;
 pub mod names;
 
 use std::collections::BTreeMap;
@@ -135,6 +136,8 @@ pub enum HeaderRule {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Hash)]
 pub struct Route {
     pub name: String,
+    /// The id of the config route this Envoy route comes from (None for sluice's own).
+    pub config_route: Option<String>,
     pub path: PathMatch,
     pub headers: Vec<HeaderMatch>,
     pub action: Action,

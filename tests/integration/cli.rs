@@ -220,3 +220,90 @@ fn the_example_config_renders_for_envoy() {
     std::fs::write(&file, &out.stdout).unwrap();
     envoy::validate(&file).unwrap_or_else(|e| panic!("Envoy rejected the example: {e}"));
 }
+
+fn check(args: &[&str]) -> String {
+    let mut all = vec!["check", "-c"];
+    let file = config("15-policy.yaml");
+    all.push(&file);
+    all.extend_from_slice(args);
+    let out = sluice(&all);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn check_explains_an_allow_with_the_deciding_criteria() {
+    let out = check(&[
+        "--url",
+        "http://people.example.com/",
+        "--claims",
+        r#"{"sub":"u1","email":"carol@example.org"}"#,
+    ]);
+    assert!(out.contains("routes[0]"), "{out}");
+    assert!(out.contains("(line 5)"), "{out}");
+    assert!(out.contains("decision: allow"), "{out}");
+    assert!(
+        out.contains("domain"),
+        "the deciding criterion is named: {out}"
+    );
+}
+
+#[test]
+fn check_reports_sign_in_as_302_for_browsers_and_401_otherwise() {
+    let browser = check(&[
+        "--url",
+        "http://people.example.com/",
+        "--header",
+        "Accept: text/html",
+    ]);
+    assert!(browser.contains("decision: sign in (302"), "{browser}");
+    let api = check(&[
+        "--url",
+        "http://people.example.com/",
+        "--header",
+        "Accept: application/json",
+    ]);
+    assert!(api.contains("decision: sign in (401"), "{api}");
+}
+
+#[test]
+fn check_reports_deny_over_allow_with_the_deny_reason() {
+    let out = check(&[
+        "--url",
+        "http://ppl.example.com/admin/users",
+        "--claims",
+        r#"{"sub":"root","email":"root@example.com","groups":["admins"]}"#,
+    ]);
+    assert!(out.contains("decision: deny (403)"), "{out}");
+    assert!(out.contains("http_path"), "{out}");
+}
+
+#[test]
+fn check_reports_public_routes_unknown_hosts_and_bad_input() {
+    let public = check(&["--url", "http://open.example.com/x"]);
+    assert!(public.contains("ext_authz is not called"), "{public}");
+    let unknown = check(&["--url", "http://nowhere.example.net/"]);
+    assert!(unknown.contains("404"), "{unknown}");
+    let token = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ1MiIsImVtYWlsIjoiZGFuQGV4YW1wbGUuY29tIn0.c2ln";
+    let by_token = check(&["--url", "http://people.example.com/", "--token", token]);
+    assert!(by_token.contains("dan@example.com"), "{by_token}");
+    assert!(by_token.contains("not verified offline"), "{by_token}");
+    let bad = sluice(&[
+        "check",
+        "-c",
+        &config("15-policy.yaml"),
+        "--url",
+        "http://people.example.com/",
+        "--token",
+        "not-a-jwt",
+    ]);
+    assert_ne!(bad.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("not a JWT"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
