@@ -1,5 +1,5 @@
 //! sluice's own HTTP endpoints, served on the gRPC port beside the gRPC services:
-//! `/.sluice/status` (JSON: connected Envoys, reloads, counters) and `/metrics`.
+//! `/.sluice/status` (JSON: connected Envoys, reloads, xDS and ext_authz counters) and `/metrics`.
 
 use std::sync::Arc;
 
@@ -10,6 +10,8 @@ use axum::routing::get;
 use serde::Serialize;
 
 use super::state::{ReloadStatus, State};
+use crate::authz::AuthzCounters;
+use crate::authz::service::AuthzCountersView;
 use crate::telemetry;
 use crate::xds::Registry;
 use crate::xds::status::{ConnectionStatus, CountersView};
@@ -20,6 +22,7 @@ pub const STATUS_PATH: &str = "/.sluice/status";
 pub struct Endpoints {
     pub state: Arc<State>,
     pub registry: Arc<Registry>,
+    pub authz: Arc<AuthzCounters>,
 }
 
 #[derive(Serialize)]
@@ -27,6 +30,7 @@ pub struct StatusReport {
     pub version: String,
     pub reload: ReloadStatusView,
     pub counters: CountersView,
+    pub authz: AuthzCountersView,
     pub envoys: Vec<ConnectionStatus>,
 }
 
@@ -37,6 +41,7 @@ pub fn report(endpoints: &Endpoints) -> StatusReport {
         version: env!("CARGO_PKG_VERSION").to_string(),
         reload: endpoints.state.reload_status(),
         counters: endpoints.registry.counters.view(),
+        authz: endpoints.authz.view(),
         envoys: endpoints.registry.connections(),
     }
 }

@@ -47,6 +47,7 @@ pub async fn serve(config: PathBuf, model: Model) -> anyhow::Result<ExitCode> {
     let endpoints = http::Endpoints {
         state: Arc::clone(&state),
         registry: Arc::clone(&registry),
+        authz: Arc::clone(&authz_counters),
     };
 
     let authz = AuthzService {

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use tracing::{info, warn};
 
 /// The least time between two fetches, so tokens with made-up key ids cannot hammer the IdP.
-const MIN_REFETCH: Duration = Duration::from_secs(30);
+pub const MIN_REFETCH: Duration = Duration::from_secs(30);
 /// Keys are refetched in any case after this long.
 const MAX_AGE: Duration = Duration::from_secs(3600);
 
@@ -34,15 +34,22 @@ pub struct Provider {
     http: reqwest::Client,
     cache: RwLock<Cached>,
     fetching: tokio::sync::Mutex<()>,
+    min_refetch: Duration,
 }
 
 impl Provider {
     pub fn new(url: &str, http: reqwest::Client) -> Self {
+        Provider::with_min_refetch(url, http, MIN_REFETCH)
+    }
+
+    /// With another least time between fetches (tests of key rotation use a short one).
+    pub fn with_min_refetch(url: &str, http: reqwest::Client, min_refetch: Duration) -> Self {
         Provider {
             url: url.trim_end_matches('/').to_string(),
             http,
             cache: RwLock::default(),
             fetching: tokio::sync::Mutex::new(()),
+            min_refetch,
         }
     }
 
@@ -81,7 +88,7 @@ impl Provider {
         if self
             .read()
             .attempted
-            .is_some_and(|t| t.elapsed() < MIN_REFETCH)
+            .is_some_and(|t| t.elapsed() < self.min_refetch)
         {
             return;
         }

@@ -6,7 +6,7 @@ pub mod decide;
 pub mod headers;
 pub mod identity;
 pub mod index;
-mod jwks;
+pub mod jwks;
 pub mod request;
 pub mod respond;
 pub mod service;

@@ -60,14 +60,14 @@ impl<'a> RequestView<'a> {
             raw_path,
             headers: http.map(|h| &h.headers).unwrap_or(&EMPTY),
             source_ip,
+            // The x-request-id Envoy also logs and returns to the client, so a user's report
+            // of a deny page finds its log lines; Envoy's stream id only when there is none.
             request_id: http
-                .map(|h| h.id.as_str())
+                .and_then(|h| h.headers.get("x-request-id"))
+                .map(String::as_str)
                 .filter(|i| !i.is_empty())
-                .unwrap_or_else(|| {
-                    http.and_then(|h| h.headers.get("x-request-id"))
-                        .map(String::as_str)
-                        .unwrap_or("")
-                }),
+                .or_else(|| http.map(|h| h.id.as_str()))
+                .unwrap_or(""),
             certificate: source.map(|s| s.certificate.as_str()).unwrap_or(""),
         }
     }

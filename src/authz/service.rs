@@ -34,6 +34,33 @@ pub struct AuthzService {
     pub counters: Arc<AuthzCounters>,
 }
 
+/// A point-in-time copy of the counters, for status and metrics.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct AuthzCountersView {
+    pub checks: u64,
+    pub allowed: u64,
+    pub denied: u64,
+    pub sign_in: u64,
+    pub unknown_route: u64,
+    pub refused_credentials: u64,
+    pub stale_checksum: u64,
+}
+
+impl AuthzCounters {
+    pub fn view(&self) -> AuthzCountersView {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        AuthzCountersView {
+            checks: get(&self.checks),
+            allowed: get(&self.allowed),
+            denied: get(&self.denied),
+            sign_in: get(&self.sign_in),
+            unknown_route: get(&self.unknown_route),
+            refused_credentials: get(&self.refused_credentials),
+            stale_checksum: get(&self.stale_checksum),
+        }
+    }
+}
+
 impl AuthzService {
     pub async fn check_request(&self, request: &CheckRequest) -> CheckResponse {
         let index = self.source.index();

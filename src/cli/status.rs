@@ -47,6 +47,17 @@ pub fn print(report: &Value) -> ExitCode {
             println!("  {}", text(e));
         }
     }
+    let authz = &report["authz"];
+    println!(
+        "ext_authz: {} checks ({} allowed, {} denied, {} sign-in, {} unknown route); {} credentials refused, {} stale checksums",
+        text(&authz["checks"]),
+        text(&authz["allowed"]),
+        text(&authz["denied"]),
+        text(&authz["sign_in"]),
+        text(&authz["unknown_route"]),
+        text(&authz["refused_credentials"]),
+        text(&authz["stale_checksum"]),
+    );
     let envoys = report["envoys"].as_array().cloned().unwrap_or_default();
     if envoys.is_empty() {
         println!("no Envoy is connected");

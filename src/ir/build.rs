@@ -251,7 +251,10 @@ fn build_routes(
         ("route_checksum".to_string(), route.checksum()),
     ]));
     let mut remove = route.remove_request_headers.clone();
-    if !route.pass_identity_headers {
+    // Envoy applies these after ext_authz has run, so sluice's own identity headers survive
+    // only where they are wanted; on routes that skip ext_authz sluice adds none, and a client's
+    // must never pass as if sluice had sent them.
+    if !route.pass_identity_headers || route.authz_is_constant() {
         remove.extend(IDENTITY_HEADERS.iter().map(|h| h.to_string()));
         remove.extend(g.jwt_claims_headers.keys().cloned());
     }

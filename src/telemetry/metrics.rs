@@ -72,5 +72,39 @@ pub fn render(r: &StatusReport) -> String {
         "Responses Envoys rejected (NACK).",
         r.counters.nacks,
     );
+    let authz = &r.authz;
+    metric(
+        "sluice_authz_checks_total",
+        "counter",
+        "ext_authz Check calls answered.",
+        authz.checks,
+    );
+    metric(
+        "sluice_authz_refused_credentials_total",
+        "counter",
+        "Bearer tokens presented but refused (signature, issuer, audience, lifetime).",
+        authz.refused_credentials,
+    );
+    metric(
+        "sluice_authz_stale_checksum_total",
+        "counter",
+        "Checks from an Envoy still on an older route table.",
+        authz.stale_checksum,
+    );
+    let _ = writeln!(
+        out,
+        "# HELP sluice_authz_decisions_total ext_authz decisions by outcome.\n# TYPE sluice_authz_decisions_total counter"
+    );
+    for (outcome, value) in [
+        ("allowed", authz.allowed),
+        ("denied", authz.denied),
+        ("sign_in", authz.sign_in),
+        ("unknown_route", authz.unknown_route),
+    ] {
+        let _ = writeln!(
+            out,
+            "sluice_authz_decisions_total{{outcome=\"{outcome}\"}} {value}"
+        );
+    }
     out
 }

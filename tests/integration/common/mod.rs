@@ -3,6 +3,7 @@
 pub mod envoy;
 pub mod golden;
 pub mod http;
+pub mod idp;
 pub mod process;
 pub mod sluice;
 pub mod streams;
