@@ -1,10 +1,12 @@
 //! sluice's integration tests, in one binary so the suite links once.
 
 mod ads_protocol;
+mod authz_e2e;
 mod cli;
 mod common;
 mod determinism;
 mod golden;
 mod reload;
+mod tokens;
 mod validate_errors;
 mod xds_e2e;
