@@ -1,77 +1,22 @@
 //! What an allowed request carries upstream: the signed identity assertion and claim headers
 //! (where `pass_identity_headers` is on), and `set_request_headers`.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use envoy_types::ext_authz::v3::pb::HeaderValueOption;
-use serde_json::{Value, json};
+use serde_json::{Map, Value};
 
+use super::assertion::{Assertions, identity_claims};
 use super::identity::Session;
 use super::request::RequestView;
 use super::respond::header;
-use super::signer::Signer;
 use crate::config::model::{Global, LbPolicy, Route, RouteAction};
 use crate::config::template::{Part, Template};
 use crate::policy::eval::CertificateInfo;
 
 pub const ASSERTION: &str = "x-pomerium-jwt-assertion";
 pub const ASSERTION_FOR: &str = "x-pomerium-jwt-assertion-for";
-/// How long an assertion is valid.
-const ASSERTION_LIFETIME_SECS: u64 = 300;
-
-/// The assertion's claims, as Pomerium writes them.
-pub fn assertion_claims(request: &RequestView<'_>, session: Option<&Session>) -> Value {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let host = request.hostname();
-    let identity = session.map(|s| &s.identity);
-    let user = identity.map(|i| i.user_id.as_str()).unwrap_or("");
-    let name = identity
-        .and_then(|i| i.claims.get("name"))
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let mut jti = [0u8; 16];
-    let _ = getrandom_fill(&mut jti);
-    json!({
-        "iss": host,
-        "aud": host,
-        "sub": user,
-        "user": user,
-        "email": identity.and_then(|i| i.email.as_deref()).unwrap_or(""),
-        "groups": identity.map(|i| i.groups.clone()).unwrap_or_default(),
-        "name": name,
-        "iat": now,
-        "exp": now + ASSERTION_LIFETIME_SECS,
-        "jti": hex_uuid(&jti),
-    })
-}
-
-fn getrandom_fill(buf: &mut [u8]) -> Result<(), rand_core::Error> {
-    use rand_core::RngCore;
-    rand_core::OsRng.try_fill_bytes(buf)
-}
-
-/// Formats 16 random bytes as a version 4 UUID.
-fn hex_uuid(b: &[u8; 16]) -> String {
-    let mut b = *b;
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
-
 /// A claim for a claim header: the assertion's own claims first, then the IdP's. Lists are
 /// joined with commas; a missing claim is empty.
-fn claim_text(name: &str, assertion: &Value, session: Option<&Session>) -> String {
+fn claim_text(name: &str, assertion: &Map<String, Value>, session: Option<&Session>) -> String {
     let value = assertion
         .get(name)
         .or_else(|| session.and_then(|s| s.identity.claims.get(name)));
@@ -131,14 +76,18 @@ pub fn for_allowed(
     global: &Global,
     request: &RequestView<'_>,
     session: Option<&Session>,
-    signer: &Signer,
+    assertions: &Assertions,
     cert: Option<&CertificateInfo>,
 ) -> (Vec<HeaderValueOption>, Vec<String>) {
     let mut set = Vec::new();
     let mut remove = Vec::new();
-    let claims = assertion_claims(request, session);
-    let mut signed: Option<String> = None;
-    let mut jwt = || signed.get_or_insert_with(|| signer.sign(&claims)).clone();
+    let claims = identity_claims(request, session);
+    let mut signed = None;
+    let mut jwt = || {
+        signed
+            .get_or_insert_with(|| assertions.assertion(&claims))
+            .to_string()
+    };
     if route.pass_identity_headers {
         set.push(header(ASSERTION, &jwt()));
         for (name, claim) in &global.jwt_claims_headers {

@@ -1,6 +1,8 @@
 //! The identity seam: who is making a request. Bearer tokens verified against the IdP's keys
 //! come through here, and so will browser sessions.
 
+use std::sync::Arc;
+
 use crate::config::model::{Global, Route};
 use crate::policy::eval::Identity;
 
@@ -30,7 +32,7 @@ pub trait IdentitySource: Send + Sync + 'static {
         request: &RequestView<'_>,
         route: &Route,
         global: &Global,
-    ) -> Result<Option<Session>, IdentityError>;
+    ) -> Result<Option<Arc<Session>>, IdentityError>;
 }
 
 /// Every request is anonymous (for tests and offline checks).
@@ -43,7 +45,7 @@ impl IdentitySource for Anonymous {
         _: &RequestView<'_>,
         _: &Route,
         _: &Global,
-    ) -> Result<Option<Session>, IdentityError> {
+    ) -> Result<Option<Arc<Session>>, IdentityError> {
         Ok(None)
     }
 }

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::assertion::Assertions;
 use super::signer::Signer;
 use crate::config::Model;
 use crate::config::model::Route;
@@ -12,6 +13,7 @@ pub struct Index {
     pub model: Arc<Model>,
     /// Signs identity assertions for this generation.
     pub signer: Arc<Signer>,
+    pub assertions: Assertions,
     /// Route id → (position in `model.routes`, checksum).
     routes: HashMap<String, (usize, String)>,
 }
@@ -26,6 +28,7 @@ impl Index {
             .collect();
         Index {
             model,
+            assertions: Assertions::new(Arc::clone(&signer)),
             signer,
             routes,
         }

@@ -1,6 +1,7 @@
 //! ext_authz: the `Authorization/Check` service Envoy calls for every request on a protected
 //! route. Route lookup by id from the published generation, identity, PPL decision, response.
 
+pub mod assertion;
 pub mod certificate;
 pub mod decide;
 pub mod headers;

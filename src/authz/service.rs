@@ -96,7 +96,7 @@ impl AuthzService {
             None => None,
         };
         let cert = certificate::read(view.certificate);
-        let decided = decide(route, &view, session.as_ref(), cert.clone());
+        let decided = decide(route, &view, session.as_deref(), cert.clone());
         match (&decided.decision, route) {
             (Decision::Allow, Some(route)) => {
                 c.allowed.fetch_add(1, Ordering::Relaxed);
@@ -108,8 +108,8 @@ impl AuthzService {
                     route,
                     &index.model.global,
                     &view,
-                    session.as_ref(),
-                    &index.signer,
+                    session.as_deref(),
+                    &index.assertions,
                     info,
                 );
                 return respond::allow(set, remove);

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
@@ -31,9 +31,32 @@ const ALLOWED: &[Algorithm] = &[
     Algorithm::EdDSA,
 ];
 
+/// How long a verified token is trusted without checking its signature again (never past its
+/// `exp`). Signature checks cost ~100 µs; a client sends the same token with every request.
+const VERIFIED_FOR: Duration = Duration::from_secs(300);
+/// Verified tokens kept at most; when full, expired ones go, then all.
+const MAX_VERIFIED: usize = 16_384;
+
 pub struct IdpTokens {
     http: reqwest::Client,
     providers: Mutex<HashMap<String, Arc<Provider>>>,
+    verified: Mutex<HashMap<Box<str>, Verified>>,
+}
+
+/// A token that passed verification, and for whom.
+struct Verified {
+    /// Issuer URL, client id and bearer format it was verified for.
+    scope: String,
+    session: Arc<Session>,
+    /// Unix seconds after which it must be verified again.
+    until: u64,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 impl IdpTokens {
@@ -41,7 +64,40 @@ impl IdpTokens {
         IdpTokens {
             http,
             providers: Mutex::default(),
+            verified: Mutex::default(),
         }
+    }
+
+    fn remembered(&self, token: &str, scope: &str) -> Option<Arc<Session>> {
+        let verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = verified.get(token)?;
+        (entry.scope == scope && entry.until > unix_now()).then(|| Arc::clone(&entry.session))
+    }
+
+    fn remember(&self, token: &str, scope: String, session: &Arc<Session>) {
+        let now = unix_now();
+        let exp = session
+            .identity
+            .claims
+            .get("exp")
+            .and_then(Value::as_u64)
+            .unwrap_or(now);
+        let until = exp.min(now + VERIFIED_FOR.as_secs());
+        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if verified.len() >= MAX_VERIFIED {
+            verified.retain(|_, v| v.until > now);
+            if verified.len() >= MAX_VERIFIED {
+                verified.clear();
+            }
+        }
+        verified.insert(
+            token.into(),
+            Verified {
+                scope,
+                session: Arc::clone(session),
+                until,
+            },
+        );
     }
 
     fn provider(&self, url: &str) -> Arc<Provider> {
@@ -71,7 +127,7 @@ impl IdentitySource for IdpTokens {
         request: &RequestView<'_>,
         route: &Route,
         global: &Global,
-    ) -> Result<Option<Session>, IdentityError> {
+    ) -> Result<Option<Arc<Session>>, IdentityError> {
         let format = route.bearer_token_format;
         if !matches!(
             format,
@@ -87,6 +143,10 @@ impl IdentitySource for IdpTokens {
                 "no identity provider is configured".into(),
             ));
         };
+        let scope = format!("{}\n{}\n{format:?}", idp.url, idp.client_id);
+        if let Some(session) = self.remembered(token, &scope) {
+            return Ok(Some(session));
+        }
         let provider = self.provider(&idp.url);
         let claims = verify(token, &provider, &idp.client_id).await?;
         let identity = identity_from(claims)?;
@@ -94,11 +154,13 @@ impl IdentitySource for IdpTokens {
             BearerTokenFormat::IdpAccessToken => (Some(token.to_string()), None),
             _ => (None, Some(token.to_string())),
         };
-        Ok(Some(Session {
+        let session = Arc::new(Session {
             identity,
             access_token,
             id_token,
-        }))
+        });
+        self.remember(token, scope, &session);
+        Ok(Some(session))
     }
 }
 

@@ -181,6 +181,14 @@ impl Evaluation {
                 reasons: self.allow_reasons.clone(),
             };
         }
+        // Denied by the allow reasons: a missing or invalid certificate among them is 495 too.
+        if has(&self.allow_reasons, CLIENT_CERTIFICATE_REQUIRED)
+            || has(&self.allow_reasons, INVALID_CLIENT_CERTIFICATE)
+        {
+            return Verdict::ClientCertificate {
+                reasons: self.allow_reasons.clone(),
+            };
+        }
         Verdict::Deny {
             reasons: self.allow_reasons.clone(),
         }
@@ -294,18 +302,32 @@ fn criterion(c: &Criterion, input: &Input<'_>) -> Outcome {
             "user-ok",
             "user-unauthorized",
         ),
+        // As Pomerium: a user without an email has the email "".
         Criterion::Email(m) => ok(
-            strings(m, input.identity.and_then(|i| i.email.as_deref())),
+            strings(
+                m,
+                Some(
+                    input
+                        .identity
+                        .and_then(|i| i.email.as_deref())
+                        .unwrap_or(""),
+                ),
+            ),
             "email-ok",
             "email-unauthorized",
         ),
         Criterion::Domain(m) => {
+            // As Pomerium (`split(email, "@")[1]`): the part after the first `@`; an email
+            // without one has no domain, and then no matcher holds, not even `not`.
             let domain = input
                 .identity
                 .and_then(|i| i.email.as_deref())
-                .and_then(|e| e.rsplit_once('@'))
-                .map(|(_, d)| d);
-            ok(strings(m, domain), "domain-ok", "domain-unauthorized")
+                .and_then(|e| e.split('@').nth(1));
+            ok(
+                domain.is_some_and(|d| strings(m, Some(d))),
+                "domain-ok",
+                "domain-unauthorized",
+            )
         }
         Criterion::Claim { name, matcher } => {
             let values = input
@@ -338,7 +360,8 @@ fn criterion(c: &Criterion, input: &Input<'_>) -> Outcome {
             ok(v, "source-ip-ok", "source-ip-unauthorized")
         }
         Criterion::CorsPreflight => {
-            let v = input.method.eq_ignore_ascii_case("OPTIONS")
+            // Methods are case-sensitive (RFC 9110); Pomerium compares with "OPTIONS".
+            let v = input.method == "OPTIONS"
                 && input.header("access-control-request-method").is_some()
                 && input.header("origin").is_some();
             ok(v, CORS_REQUEST, NON_CORS_REQUEST)
@@ -349,7 +372,8 @@ fn criterion(c: &Criterion, input: &Input<'_>) -> Outcome {
                 "client-certificate-ok",
                 "client-certificate-unauthorized",
             ),
-            ClientCertificate::None => Outcome::new(false, CLIENT_CERTIFICATE_REQUIRED),
+            // As Pomerium: no certificate simply does not match (403); an invalid one is 495.
+            ClientCertificate::None => Outcome::new(false, "client-certificate-unauthorized"),
             ClientCertificate::Invalid => Outcome::new(false, INVALID_CLIENT_CERTIFICATE),
         },
         Criterion::InvalidClientCertificate => match &input.client_certificate {
@@ -392,18 +416,13 @@ fn claim_values(claims: &serde_json::Map<String, Value>, name: &str) -> Vec<Valu
     }
 }
 
-/// Claims come as JSON: `21` matches `"21"`, `true` matches `"true"`.
+/// Claims compare as Pomerium's Rego `==` does: by JSON type and value, so `21` does not
+/// match `"21"`; numbers compare by value (`21` matches `21.0`).
 fn same(a: &Value, b: &Value) -> bool {
-    if a == b {
-        return true;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x == y || x.as_f64() == y.as_f64(),
+        _ => a == b,
     }
-    let text = |v: &Value| match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    };
-    matches!((text(a), text(b)), (Some(x), Some(y)) if x == y)
 }
 
 fn list(m: &ListMatcher, values: &[Value]) -> bool {

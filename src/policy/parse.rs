@@ -49,7 +49,9 @@ const UNSUPPORTED_CRITERIA: &[&str] = &[
 pub fn parse_policy(node: &Node, path: &KeyPath, diags: &mut Diagnostics) -> Vec<Rule> {
     if let Some(text) = node.as_str() {
         return match yaml::parse(text) {
-            Ok(Some(inner)) => parse_policy(&respan(inner, node.span), path, diags),
+            // Only one level: a string that parses to another string (`policy: allow`) is
+            // reported below as not being a policy, never unwrapped again.
+            Ok(Some(inner)) => parse_policy_value(&respan(inner, node.span), path, diags),
             Ok(None) => {
                 diags.error(node.span, path, "the policy is empty");
                 Vec::new()
@@ -64,6 +66,10 @@ pub fn parse_policy(node: &Node, path: &KeyPath, diags: &mut Diagnostics) -> Vec
             }
         };
     }
+    parse_policy_value(node, path, diags)
+}
+
+fn parse_policy_value(node: &Node, path: &KeyPath, diags: &mut Diagnostics) -> Vec<Rule> {
     match &node.kind {
         NodeKind::Seq(items) => items
             .iter()

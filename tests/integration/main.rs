@@ -6,6 +6,8 @@ mod cli;
 mod common;
 mod determinism;
 mod golden;
+mod policy_fuzz;
+mod policy_table;
 mod reload;
 mod tokens;
 mod validate_errors;

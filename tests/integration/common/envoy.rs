@@ -73,6 +73,16 @@ pub struct Envoy {
 impl Envoy {
     /// Starts Envoy on a bootstrap (JSON) and waits until its admin says LIVE.
     pub fn start(name: &str, bootstrap: &serde_json::Value, admin: u16) -> Envoy {
+        Envoy::start_with(name, bootstrap, admin, 1)
+    }
+
+    /// With `concurrency` worker threads (benches use as many as the machine has cores).
+    pub fn start_with(
+        name: &str,
+        bootstrap: &serde_json::Value,
+        admin: u16,
+        concurrency: usize,
+    ) -> Envoy {
         let dir = tempfile::tempdir().expect("temp dir");
         let file = dir.path().join("bootstrap.json");
         std::fs::write(&file, serde_json::to_vec(bootstrap).unwrap()).unwrap();
@@ -80,7 +90,7 @@ impl Envoy {
         command.arg("-c").arg(&file).args([
             "--use-dynamic-base-id",
             "--concurrency",
-            "1",
+            &concurrency.to_string(),
             "--log-level",
             "warn",
             "--drain-time-s",

@@ -77,7 +77,11 @@ impl Sluice {
         command
             .args(["serve", "-c"])
             .arg(config)
-            .env("RUST_LOG", "sluice=debug");
+            // Benches set SLUICE_LOG to keep per-request debug lines out of their figures.
+            .env(
+                "RUST_LOG",
+                std::env::var("SLUICE_LOG").unwrap_or_else(|_| "sluice=debug".into()),
+            );
         let log = dir.path().join(format!(
             "sluice-{}.log",
             std::time::SystemTime::now()

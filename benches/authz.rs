@@ -1,0 +1,535 @@
+//! ext_authz benchmark. Part 1: Check latency at saturation with sluice on one core, 1,000
+//! routes with realistic policies and IdP-signed bearer tokens from 200 users (target: p99
+//! under 1 ms), loaded by a gRPC client on the other core. Part 2: requests/s through one Envoy
+//! with ext_authz on and off, same Envoy, same run (target ratio ≥ 0.6), loaded by wrk.
+//! Part 3: the same Envoy routes with a Check service that allows at once without looking, the
+//! ceiling any ext_authz service can reach here.
+//! Run with `cargo bench --bench authz` (Envoy: `bash scripts/install-envoy.sh`; wrk: Debian's
+//! `wrk`, installed by `bash scripts/install-bench-tools.sh`). `SKIP_CHECK_LATENCY=1` runs
+//! parts 2 and 3 only.
+
+#[path = "../tests/integration/common/mod.rs"]
+#[allow(dead_code)]
+mod common;
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::envoy::Envoy;
+use common::idp::Idp;
+use common::process::poll;
+use common::sluice::{Ports, Sluice};
+use common::upstream::Upstream;
+use envoy_types::ext_authz::v3::pb::CheckRequest;
+use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
+use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
+use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, attribute_context};
+use serde_json::Value;
+
+const ROUTES: usize = 1_000;
+const USERS: usize = 200;
+const WARM_UP: Duration = Duration::from_secs(1);
+const MEASURE: Duration = Duration::from_secs(5);
+const CONCURRENCY: &[usize] = &[1, 2, 4, 8, 16, 32];
+
+fn config(ports: &Ports, idp: &Idp, upstream: u16) -> String {
+    let mut out = format!(
+        "{}{}bearer_token_format: idp_identity_token\njwt_claims_headers: [email, groups]\nroutes:\n",
+        ports.globals(),
+        idp.config()
+    );
+    for i in 0..ROUTES {
+        out.push_str(&format!(
+            "  - from: http://app{}.example.com\n    prefix: {}\n    to: http://127.0.0.1:{upstream}\n",
+            i / 4,
+            ["/api/", "/events", "/admin/", "/"][i % 4]
+        ));
+        match i % 5 {
+            0 => out.push_str("    allowed_domains: [example.com]\n    allowed_users: [ops@partner.org]\n    pass_identity_headers: true\n"),
+            1 => out.push_str("    policy:\n      allow:\n        and:\n          - email: {ends_with: '@example.com'}\n          - groups: {has: engineering}\n      deny:\n        or:\n          - http_path: {starts_with: /api/internal}\n    pass_identity_headers: true\n"),
+            2 => out.push_str("    allow_any_authenticated_user: true\n    set_request_headers:\n      X-Team: platform\n      X-Token: ${pomerium.id_token}\n"),
+            3 => out.push_str("    allowed_idp_claims:\n      department: [sales, engineering]\n    pass_identity_headers: true\n"),
+            _ => out.push_str("    policy:\n      - allow:\n          or:\n            - claim/level: {is: senior}\n            - groups: {has: admins}\n      - deny:\n          or:\n            - http_method: {is: DELETE}\n"),
+        }
+    }
+    out
+}
+
+/// Route ids by `(host, prefix)`, from sluice's IR for the config.
+fn route_ids(config: &std::path::Path) -> Vec<(String, String)> {
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["render", "--ir", "--format", "json", "-c"])
+        .arg(config)
+        .output()
+        .expect("sluice render --ir");
+    let ir: Value = serde_json::from_slice(&out.stdout).expect("IR as JSON");
+    let mut ids = Vec::new();
+    for rc in ir["route_configs"].as_array().unwrap() {
+        for vhost in rc["virtual_hosts"].as_array().unwrap() {
+            let host = vhost["domains"][0].as_str().unwrap_or("").to_string();
+            for route in vhost["routes"].as_array().unwrap() {
+                if let Some(id) = route["config_route"].as_str()
+                    && !ids.iter().any(|(_, i)| i == id)
+                {
+                    ids.push((host.clone(), id.to_string()));
+                }
+            }
+        }
+    }
+    ids
+}
+
+/// Checks Envoy would send: real headers, a user's token, the route's context extensions.
+fn requests(idp: &Idp, routes: &[(String, String)]) -> Vec<CheckRequest> {
+    let departments = ["sales", "engineering", "support", "legal"];
+    let tokens: Vec<String> = (0..USERS)
+        .map(|u| {
+            let domain = if u % 7 == 0 {
+                "partner.org"
+            } else {
+                "example.com"
+            };
+            let mut claims = idp.claims(
+                &format!("user-{u}"),
+                &format!("user{u}@{domain}"),
+                &[
+                    ["engineering", "admins", "sales", "support"][u % 4],
+                    "everyone",
+                ],
+            );
+            claims["department"] = departments[u % 4].into();
+            claims["level"] = (if u % 3 == 0 { "senior" } else { "junior" }).into();
+            idp.key(if u % 2 == 0 { "es-1" } else { "rs-1" })
+                .sign(&claims)
+        })
+        .collect();
+    (0..4096)
+        .map(|n| {
+            let (host, id) = &routes[(n * 7919) % routes.len()];
+            let mut headers: std::collections::HashMap<String, String> = [
+                (":authority", host.as_str()),
+                (":method", "GET"),
+                (":path", "/api/items?page=2"),
+                (":scheme", "https"),
+                ("accept", "application/json"),
+                ("user-agent", "Mozilla/5.0 (X11; Linux x86_64) bench"),
+                ("x-forwarded-proto", "https"),
+                ("x-request-id", "0f7c2b8e-9a41-4c52-8d1e-3b6f0a9c7e21"),
+                ("accept-encoding", "gzip, deflate, br"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+            if n % 10 != 0 {
+                headers.insert(
+                    "authorization".into(),
+                    format!("Bearer {}", tokens[(n * 31) % USERS]),
+                );
+            }
+            CheckRequest {
+                attributes: Some(AttributeContext {
+                    request: Some(attribute_context::Request {
+                        http: Some(attribute_context::HttpRequest {
+                            id: n.to_string(),
+                            method: "GET".into(),
+                            host: host.clone(),
+                            path: "/api/items?page=2".into(),
+                            scheme: "https".into(),
+                            protocol: "HTTP/1.1".into(),
+                            headers,
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                    context_extensions: [("route_id".to_string(), id.clone())]
+                        .into_iter()
+                        .collect(),
+                    ..Default::default()
+                }),
+            }
+        })
+        .collect()
+}
+
+struct Run {
+    latencies_us: Vec<u32>,
+    elapsed: Duration,
+    allowed: usize,
+}
+
+async fn load(
+    clients: &[AuthorizationClient<tonic::transport::Channel>],
+    requests: Arc<Vec<CheckRequest>>,
+    concurrency: usize,
+    length: Duration,
+) -> Run {
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..concurrency {
+        let mut client = clients[w % clients.len()].clone();
+        let requests = Arc::clone(&requests);
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut allowed = 0;
+            let mut n = w * 613;
+            while start.elapsed() < length {
+                let request = requests[n % requests.len()].clone();
+                n += 1;
+                let t = Instant::now();
+                let response = client.check(request).await.expect("Check").into_inner();
+                latencies.push(t.elapsed().as_micros() as u32);
+                if matches!(response.http_response, Some(HttpResponse::OkResponse(_))) {
+                    allowed += 1;
+                }
+            }
+            (latencies, allowed)
+        }));
+    }
+    let mut run = Run {
+        latencies_us: Vec::new(),
+        elapsed: Duration::ZERO,
+        allowed: 0,
+    };
+    for t in tasks {
+        let (l, a) = t.await.unwrap();
+        run.latencies_us.extend(l);
+        run.allowed += a;
+    }
+    run.elapsed = start.elapsed();
+    run.latencies_us.sort_unstable();
+    run
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)] as f64 / 1000.0
+}
+
+/// CPU seconds a process has used (user + system).
+fn cpu_seconds(pid: u32) -> f64 {
+    let (user, system) = cpu_split(pid);
+    user + system
+}
+
+/// CPU seconds a process has used, in user space and in the kernel.
+fn cpu_split(pid: u32) -> (f64, f64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 100.0
+    };
+    (ticks(11), ticks(12))
+}
+
+fn pin(pid: u32, core: usize) {
+    let ok = Command::new("taskset")
+        .args(["-a", "-c", "-p", &core.to_string(), &pid.to_string()])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "taskset failed (util-linux): cannot pin pid {pid} to core {core}"
+    );
+}
+
+fn check_latency(idp: &Idp, upstream: &Upstream) {
+    let ports = Ports::new();
+    let sluice = Sluice::start(ports, &config(&ports, idp, upstream.port));
+    pin(sluice.guard.pid(), 0);
+    pin(std::process::id(), 1);
+    let routes = route_ids(&sluice.config);
+    assert_eq!(routes.len(), ROUTES, "one route id per config route");
+    let requests = Arc::new(requests(idp, &routes));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            runtime
+                .block_on(AuthorizationClient::connect(format!(
+                    "http://127.0.0.1:{}",
+                    ports.grpc
+                )))
+                .expect("connect")
+        })
+        .collect();
+    println!(
+        "Check latency, sluice pinned to one core (TOKIO_WORKER_THREADS=1), {ROUTES} routes, {USERS} users' tokens (ES256 and RS256), 10% anonymous:"
+    );
+    println!(
+        "  {:>11} {:>10} {:>9} {:>9} {:>9} {:>9} {:>8}",
+        "concurrency", "checks/s", "p50 ms", "p99 ms", "p99.9 ms", "allowed", "sluice CPU"
+    );
+    for &concurrency in CONCURRENCY {
+        runtime.block_on(load(&clients, Arc::clone(&requests), concurrency, WARM_UP));
+        let cpu0 = cpu_seconds(sluice.guard.pid());
+        let run = runtime.block_on(load(&clients, Arc::clone(&requests), concurrency, MEASURE));
+        let cpu = (cpu_seconds(sluice.guard.pid()) - cpu0) / run.elapsed.as_secs_f64();
+        let l = &run.latencies_us;
+        println!(
+            "  {concurrency:>11} {:>10.0} {:>9.3} {:>9.3} {:>9.3} {:>8.0}% {:>9.0}%",
+            l.len() as f64 / run.elapsed.as_secs_f64(),
+            percentile(l, 0.50),
+            percentile(l, 0.99),
+            percentile(l, 0.999),
+            run.allowed as f64 * 100.0 / l.len() as f64,
+            cpu * 100.0
+        );
+    }
+    // Unpin this process for part 2.
+    let _ = Command::new("taskset")
+        .args(["-a", "-c", "-p", "0,1", &std::process::id().to_string()])
+        .output();
+}
+
+/// wrk's requests/s for one host, or None when wrk is missing.
+fn wrk(port: u16, host: &str, script: &std::path::Path, seconds: u32) -> f64 {
+    let out = Command::new("wrk")
+        .args(["-t1", "-c32", &format!("-d{seconds}s"), "-s"])
+        .arg(script)
+        .args([
+            "-H",
+            &format!("Host: {host}"),
+            &format!("http://127.0.0.1:{port}/"),
+        ])
+        .output()
+        .expect(
+            "wrk is not installed: run `bash scripts/install-bench-tools.sh` (Debian package wrk)",
+        );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rps = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok());
+    let non2xx = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:"))
+        .map(str::trim)
+        .unwrap_or("0")
+        .to_string();
+    assert_eq!(non2xx, "0", "wrk saw failures against {host}:\n{text}");
+    rps.unwrap_or_else(|| panic!("no Requests/sec in wrk's output:\n{text}"))
+}
+
+fn ratio_config(ports: &Ports, idp: &Idp, upstream: &Upstream) -> String {
+    let to = upstream.url();
+    format!(
+        "{}{}bearer_token_format: idp_identity_token\nroutes:\n  - from: http://on.test\n    to: {to}\n    allowed_domains: [example.com]\n  - from: http://off.test\n    to: {to}\n    allow_public_unauthenticated_access: true\n",
+        ports.globals(),
+        idp.config()
+    )
+}
+
+/// A Check service that allows everything at once: the cost of ext_authz itself.
+struct AllowAll;
+
+#[tonic::async_trait]
+impl envoy_types::ext_authz::v3::pb::Authorization for AllowAll {
+    async fn check(
+        &self,
+        _: tonic::Request<CheckRequest>,
+    ) -> Result<tonic::Response<envoy_types::ext_authz::v3::pb::CheckResponse>, tonic::Status> {
+        Ok(tonic::Response::new(
+            envoy_types::ext_authz::v3::pb::CheckResponse {
+                status: Some(Default::default()),
+                http_response: Some(HttpResponse::OkResponse(Default::default())),
+                ..Default::default()
+            },
+        ))
+    }
+}
+
+/// The same listener and routes from `sluice render`, with ext_authz pointed at `AllowAll`.
+fn ceiling(
+    idp: &Idp,
+    upstream: &Upstream,
+    script: &std::path::Path,
+    concurrency: usize,
+) -> (f64, f64) {
+    let ports = Ports::new();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(("127.0.0.1", ports.grpc)))
+        .expect("bind");
+    runtime.spawn(async move {
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .add_service(envoy_types::ext_authz::v3::pb::AuthorizationServer::new(
+                AllowAll,
+            ))
+            .serve_with_incoming(incoming)
+            .await
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.yaml");
+    std::fs::write(&file, ratio_config(&ports, idp, upstream)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["render", "--format", "json", "-c"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let bootstrap: Value = serde_json::from_slice(&out.stdout).expect("a rendered bootstrap");
+    let envoy = Envoy::start_with("envoy-static", &bootstrap, ports.admin, concurrency);
+    let ready = poll(Duration::from_secs(10), || {
+        (common::http::get(ports.listener, "on.test", "/")
+            .ok()?
+            .status
+            == 200)
+            .then_some(())
+    });
+    assert!(
+        ready.is_some(),
+        "the static Envoy never allowed a request through AllowAll"
+    );
+    let off = wrk(ports.listener, "off.test", script, 8);
+    let on = wrk(ports.listener, "on.test", script, 8);
+    assert!(
+        envoy.stat("http.ingress.ext_authz.ok") > 0,
+        "AllowAll was called"
+    );
+    (off, on)
+}
+
+fn envoy_ratio(idp: &Idp, upstream: &Upstream) {
+    let ports = Ports::new();
+    let cfg = ratio_config(&ports, idp, upstream);
+    let sluice = Sluice::start(ports, &cfg);
+    let concurrency: usize = std::env::var("ENVOY_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    let envoy = Envoy::start_with(
+        "envoy",
+        &sluice.bootstrap("bench", "delta", ports.admin),
+        ports.admin,
+        concurrency,
+    );
+    let ready = poll(Duration::from_secs(10), || {
+        (common::http::get(ports.listener, "off.test", "/")
+            .ok()?
+            .status
+            == 200)
+            .then_some(())
+    });
+    assert!(ready.is_some(), "Envoy never served");
+    // wrk rotates over 200 users' tokens, one per request.
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("tokens.lua");
+    let tokens: Vec<String> = (0..USERS)
+        .map(|u| {
+            format!(
+                "\"{}\"",
+                idp.token(
+                    &format!("user-{u}"),
+                    &format!("user{u}@example.com"),
+                    &["staff"]
+                )
+            )
+        })
+        .collect();
+    std::fs::write(
+        &script,
+        format!("tokens = {{{}}}\ni = 0\nrequest = function()\n  i = i + 1\n  return wrk.format(nil, nil, {{[\"Authorization\"] = \"Bearer \" .. tokens[(i % #tokens) + 1]}})\nend\n", tokens.join(",")),
+    )
+    .unwrap();
+    let allowed = common::http::request(
+        "GET",
+        ports.listener,
+        "on.test",
+        "/",
+        &[(
+            "Authorization",
+            &format!("Bearer {}", idp.token("u", "u@example.com", &[])),
+        )],
+    )
+    .unwrap();
+    assert_eq!(
+        allowed.status, 200,
+        "the ext_authz route allows a valid token"
+    );
+    let checks_before = sluice.status()["authz"]["checks"].as_u64().unwrap_or(0);
+    println!(
+        "Requests/s through one Envoy (--concurrency {concurrency}) to one upstream, wrk -t1 -c32, 8 s per run, alternating:"
+    );
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    let pids = [
+        ("Envoy", envoy.guard.pid()),
+        ("sluice", sluice.guard.pid()),
+        ("upstream", std::process::id()),
+    ];
+    let run = |host: &str| {
+        let before: Vec<(f64, f64)> = pids.iter().map(|(_, p)| cpu_split(*p)).collect();
+        let t = Instant::now();
+        let rps = wrk(ports.listener, host, &script, 8);
+        let secs = t.elapsed().as_secs_f64();
+        let cpu: Vec<String> = pids
+            .iter()
+            .zip(before)
+            .map(|((name, p), b)| {
+                let (user, system) = cpu_split(*p);
+                format!(
+                    "{name} {:.0}% ({:.0}% kernel)",
+                    (user + system - b.0 - b.1) / secs * 100.0,
+                    (system - b.1) / secs * 100.0
+                )
+            })
+            .collect();
+        (rps, cpu.join(", "))
+    };
+    for round in 0..2 {
+        let (o, o_cpu) = run("off.test");
+        let (a, a_cpu) = run("on.test");
+        println!(
+            "  round {round}: ext_authz off {o:.0} req/s (CPU: {o_cpu}); on {a:.0} req/s (CPU: {a_cpu})"
+        );
+        off.push(o);
+        on.push(a);
+    }
+    let checks = sluice.status()["authz"]["checks"].as_u64().unwrap_or(0) - checks_before;
+    let (off, on) = (off.iter().sum::<f64>() / 2.0, on.iter().sum::<f64>() / 2.0);
+    println!(
+        "  ext_authz off: {off:.0} req/s; on: {on:.0} req/s; ratio {:.2} (target >= 0.6); sluice answered {checks} checks",
+        on / off
+    );
+    assert!(
+        checks > 0 && envoy.stat("http.ingress.ext_authz.ok") > 0,
+        "the 'on' runs did call ext_authz"
+    );
+    drop(envoy);
+    drop(sluice);
+    let (null_off, null_on) = ceiling(idp, upstream, &script, concurrency);
+    println!(
+        "  ceiling, same routes with a Check service that allows at once without looking: off {null_off:.0} req/s, on {null_on:.0} req/s, ratio {:.2}",
+        null_on / null_off
+    );
+}
+
+fn main() {
+    // sluice's runtime on one thread for part 1; per-request debug logs off.
+    unsafe {
+        std::env::set_var("TOKIO_WORKER_THREADS", "1");
+        std::env::set_var("SLUICE_LOG", "sluice=info");
+    }
+    let idp = Idp::start();
+    let upstream = Upstream::start("bench");
+    if std::env::var("SKIP_CHECK_LATENCY").is_err() {
+        check_latency(&idp, &upstream);
+    }
+    unsafe { std::env::remove_var("TOKIO_WORKER_THREADS") };
+    envoy_ratio(&idp, &upstream);
+}
