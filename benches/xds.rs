@@ -165,9 +165,20 @@ fn main() {
         );
     }
 
-    let (rss, peak) = memory(sluice.guard.pid());
+    let (just_after, peak) = memory(sluice.guard.pid());
+    // Right after an edit the previous generation may still be on its way out; settled is
+    // when two readings a second apart agree within 1 MiB (at most 10 s).
+    let mut last = just_after;
+    let settled = poll(Duration::from_secs(10), || {
+        std::thread::sleep(Duration::from_secs(1));
+        let (now, _) = memory(sluice.guard.pid());
+        let stable = (now - last).abs() < 1.0;
+        last = now;
+        stable.then_some(now)
+    })
+    .unwrap_or(last);
     println!(
-        "sluice memory with {ROUTES} routes and {ENVOYS} Envoys: {rss:.1} MiB RSS now, {peak:.1} MiB peak RSS (target < 128 MiB)"
+        "sluice memory with {ROUTES} routes and {ENVOYS} Envoys: {settled:.1} MiB RSS settled ({just_after:.1} MiB right after the last edit), {peak:.1} MiB peak RSS (target < 128 MiB)"
     );
 
     let before = sluice.status();
