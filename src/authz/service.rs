@@ -71,11 +71,15 @@ impl AuthzService {
         if let (Some((_, checksum)), Some(sent)) = (found, view.checksum)
             && sent != checksum
         {
-            c.stale_checksum.fetch_add(1, Ordering::Relaxed);
-            debug!(
-                route_id = view.route_id.unwrap_or(""),
-                "route checksum from Envoy differs: it is still on an older route table"
-            );
+            let seen = c.stale_checksum.fetch_add(1, Ordering::Relaxed) + 1;
+            // Logged at the 1st, 2nd, 4th, 8th, ... occurrence: visible, never a flood.
+            if seen.is_power_of_two() {
+                warn!(
+                    route_id = view.route_id.unwrap_or(""),
+                    occurrences = seen,
+                    "route checksum from Envoy differs: it is still on an older route table"
+                );
+            }
         }
         let route = found.map(|(r, _)| r);
         let session = match route {
@@ -116,12 +120,16 @@ impl AuthzService {
             }
             (Decision::SignIn, _) => c.sign_in.fetch_add(1, Ordering::Relaxed),
             (Decision::UnknownRoute, _) => {
-                warn!(
-                    route_id = view.route_id.unwrap_or("(none)"),
-                    host = view.host,
-                    "ext_authz call for a route sluice does not know; denied"
-                );
-                c.unknown_route.fetch_add(1, Ordering::Relaxed)
+                let seen = c.unknown_route.fetch_add(1, Ordering::Relaxed) + 1;
+                if seen.is_power_of_two() {
+                    warn!(
+                        route_id = view.route_id.unwrap_or("(none)"),
+                        host = view.host,
+                        occurrences = seen,
+                        "ext_authz call for a route sluice does not know; denied"
+                    );
+                }
+                seen
             }
             _ => c.denied.fetch_add(1, Ordering::Relaxed),
         };
