@@ -20,8 +20,9 @@ pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
 "$SLUICE" serve -c "$CONFIG" &
 pids+=($!)
-# The drain window for listener-level changes: 10 minutes, as Pomerium.
-.venv/bin/envoy -c target/sluice-bootstrap.yaml --drain-time-s 600 --log-level warn &
+# The drain window for listener-level changes (sluice_drain_time, 10 minutes by default).
+read -r -a envoy_flags <<<"$("$SLUICE" envoy-flags -c "$CONFIG")"
+.venv/bin/envoy -c target/sluice-bootstrap.yaml "${envoy_flags[@]}" --log-level warn &
 pids+=($!)
 
 admin=$(grep -A3 '^admin:' target/sluice-bootstrap.yaml | sed -n 's/.*port_value: //p' | head -1)

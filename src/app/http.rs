@@ -1,5 +1,6 @@
 //! sluice's own HTTP endpoints, served on the gRPC port beside the gRPC services:
-//! `/.sluice/status` (JSON: connected Envoys, reloads, xDS and ext_authz counters) and `/metrics`.
+//! `/.sluice/status` (JSON: connected Envoys, reloads, xDS and ext_authz counters), `/metrics`,
+//! the JWKS and well-known documents, and the stream probe.
 
 use std::sync::Arc;
 
@@ -52,6 +53,10 @@ pub fn router(endpoints: Endpoints) -> Router {
         .route("/metrics", get(metrics))
         .route(JWKS_PATH, get(jwks))
         .route(WELL_KNOWN_PATH, get(well_known))
+        .route(
+            crate::ir::names::STREAM_PROBE_PATH,
+            get(super::probe::stream_probe),
+        )
         .with_state(endpoints)
 }
 

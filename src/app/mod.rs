@@ -2,6 +2,7 @@
 //! endpoints on `grpc_address`, metrics on `metrics_address`, reload on change, stop on signal.
 
 pub mod http;
+mod probe;
 pub mod reload;
 pub mod state;
 mod watch;

@@ -1,7 +1,6 @@
 //! `sluice check`: an offline explanation of what sluice would decide for one request — the
 //! route it takes, the decision, the status code, and which criteria decided it.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
 use std::process::ExitCode;
@@ -14,7 +13,8 @@ use super::load;
 use crate::authz::respond::{Format, negotiate};
 use crate::authz::tokens::identity_from;
 use crate::config::model::RouteAction;
-use crate::ir::{self, Action, Authz, matching, names};
+use super::target::{self, Target};
+use crate::ir::{self, Authz};
 use crate::policy::eval::{self, ClientCertificate, Identity, Input, Verdict};
 
 pub struct Request {
@@ -55,32 +55,10 @@ pub fn check(config: &Path, request: Request) -> anyhow::Result<ExitCode> {
         Ok(m) => m,
         Err(code) => return Ok(code),
     };
-    let url = url::Url::parse(&request.url)
-        .with_context(|| format!("`{}` is not an absolute URL", request.url))?;
-    let host = match (url.host_str(), url.port()) {
-        (Some(h), Some(p)) => format!("{h}:{p}"),
-        (Some(h), None) => h.to_string(),
-        (None, _) => bail!("`{}` has no host", request.url),
-    };
-    let path = match url.query() {
-        Some(q) => format!("{}?{q}", url.path()),
-        None => url.path().to_string(),
-    };
-    let mut headers = HashMap::new();
-    for h in &request.headers {
-        let (k, v) = h
-            .split_once(':')
-            .with_context(|| format!("--header `{h}` is not `Name: value`"))?;
-        headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-    }
+    let target = Target::parse(&request.url, &request.headers)?;
+    let headers = &target.headers;
     let identity = identity(&request)?;
     let ir = ir::build(&model);
-    let table = ir
-        .route_configs
-        .iter()
-        .find(|rc| rc.name == names::MAIN_ROUTES)
-        .context("no main route table")?;
-
     println!("request:  {} {}", request.method, request.url);
     match &identity {
         Some(i) => println!(
@@ -96,37 +74,12 @@ pub fn check(config: &Path, request: Request) -> anyhow::Result<ExitCode> {
         ),
         None => println!("identity: nobody signed in"),
     }
-    let Some(route) = matching::find(
-        table,
-        &matching::Request {
-            host: &host,
-            path: &path,
-            headers: &headers,
-        },
-    ) else {
+    let Some(route) = target.route(&ir) else {
         println!("route:    none matches, so Envoy answers 404");
         return Ok(ExitCode::SUCCESS);
     };
-    let config_route = route
-        .config_route
-        .as_ref()
-        .and_then(|id| model.routes.iter().find(|r| &r.id == id));
-    match config_route {
-        Some(r) => println!(
-            "route:    {}[{}] `{}` (line {}), Envoy route {}",
-            if r.line > 0 { "routes" } else { "policy" },
-            r.index,
-            r.label(),
-            r.line,
-            route.name
-        ),
-        None => println!("route:    sluice's own {}", route.name),
-    }
-    match &route.action {
-        Action::Forward(f) => println!("upstream: {}", f.cluster),
-        Action::Redirect(r) => println!("action:   redirect ({})", r.response_code),
-        Action::Respond { status, .. } => println!("action:   fixed response ({status})"),
-    }
+    let config_route = target::config_route(&model, route);
+    target::print_route(route, config_route);
     let (Authz::Check { .. }, Some(config_route)) = (&route.authz, config_route) else {
         println!(
             "decision: allow; ext_authz is not called on this route (its answer is always allow)"
@@ -136,8 +89,8 @@ pub fn check(config: &Path, request: Request) -> anyhow::Result<ExitCode> {
     let input = Input {
         identity: identity.as_ref(),
         method: &request.method,
-        path: url.path(),
-        headers: Some(&headers),
+        path: target.url.path(),
+        headers: Some(headers),
         source_ip: request.source_ip,
         client_certificate: ClientCertificate::None,
     };

@@ -1,8 +1,11 @@
 //! Command line: parsing, dispatch and exit codes (0 ok, 64 usage, 78 bad config, 1 failure).
 
 mod check;
+mod explain;
+mod probe;
 mod render;
 mod status;
+mod target;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -74,6 +77,50 @@ enum Command {
         /// The client's IP address, for `source_ip` criteria.
         #[arg(long)]
         source_ip: Option<std::net::IpAddr>,
+    },
+    /// Explain offline which route a request takes, where it goes, and every limit that
+    /// applies to it (timeouts for ordinary and stream requests, idle timeouts, buffer limits,
+    /// drains), each with the config key and line that set it.
+    Explain {
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+        /// The request URL (https://app.example.com/events).
+        #[arg(long)]
+        url: String,
+        /// A request header, `Name: value` (repeatable); `Accept: text/event-stream`,
+        /// `content-type: application/grpc` or `Upgrade: websocket` make it a stream request.
+        #[arg(long = "header", value_name = "NAME: VALUE")]
+        headers: Vec<String>,
+    },
+    /// Print the command-line flags Envoy needs besides the bootstrap
+    /// (`--drain-time-s` from `sluice_drain_time`, the drain strategy).
+    EnvoyFlags {
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Read an SSE stream and say whether it streams or is buffered on the way: each event's
+    /// arrival and lateness, then a verdict. Point it at `/.sluice/stream-probe` on a route
+    /// host for exact figures, or at any SSE URL.
+    Probe {
+        url: String,
+        /// How many events to read.
+        #[arg(long, default_value_t = 20)]
+        events: u64,
+        /// Spacing of sluice's probe events (default 500 ms).
+        #[arg(long)]
+        interval_ms: Option<u64>,
+        /// A request header, `Name: value` (repeatable), e.g. `Authorization: Bearer ...`.
+        #[arg(long = "header", value_name = "NAME: VALUE")]
+        headers: Vec<String>,
+        /// Also trust the CA certificates in this PEM file.
+        #[arg(long, value_name = "FILE")]
+        cacert: Option<PathBuf>,
+        /// Connect to ADDRESS for HOST:PORT, as curl's --resolve (repeatable).
+        #[arg(long, value_name = "HOST:PORT:ADDRESS")]
+        resolve: Vec<String>,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 120)]
+        timeout_s: u64,
     },
     /// Serve the config to Envoys over xDS (ADS) on `grpc_address`, reloading on change.
     Serve {
@@ -157,6 +204,35 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 source_ip,
             },
         ),
+        Command::Explain {
+            config,
+            url,
+            headers,
+        } => explain::explain(&config, &url, &headers),
+        Command::EnvoyFlags { config } => match load(&config) {
+            Ok(model) => {
+                println!("{}", crate::envoy::bootstrap::envoy_flags(&model.global).join(" "));
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(code) => Ok(code),
+        },
+        Command::Probe {
+            url,
+            events,
+            interval_ms,
+            headers,
+            cacert,
+            resolve,
+            timeout_s,
+        } => probe::probe(probe::Options {
+            url,
+            events,
+            interval_ms,
+            headers,
+            cacert,
+            resolve,
+            timeout: std::time::Duration::from_secs(timeout_s),
+        }),
         Command::Serve { config } => {
             let model = match load(&config) {
                 Ok(m) => m,

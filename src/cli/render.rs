@@ -59,6 +59,12 @@ pub fn bootstrap(
         id,
         cluster: "sluice".into(),
     };
+    if format == Format::Yaml {
+        println!(
+            "# Start Envoy with: envoy -c <this file> {}",
+            bootstrap::envoy_flags(&model.global).join(" ")
+        );
+    }
     print(&to_json(&bootstrap::ads(&model, ads, &node))?, format)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -159,6 +159,24 @@ pub struct Global {
     pub set_response_headers: Arc<BTreeMap<String, String>>,
     pub bearer_token_format: BearerTokenFormat,
     pub log_level: LogLevel,
+    /// How long a replaced listener's open connections may finish (Envoy's `--drain-time-s`).
+    pub drain_time: Setting<Duration>,
+    /// Between the HTTP/2 GOAWAY that announces a drain and the final one (HCM `drain_timeout`).
+    pub http2_drain_timeout: Setting<Duration>,
+    pub stream_probe: StreamProbe,
+}
+
+/// Who may open sluice's SSE test stream at `/.sluice/stream-probe` on route hosts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamProbe {
+    /// Whoever the route that would serve the path lets in.
+    #[default]
+    Policy,
+    /// Anyone.
+    Public,
+    /// Nobody: the path is not routed to sluice.
+    Off,
 }
 
 /// A route's host match, from `from`.

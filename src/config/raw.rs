@@ -204,6 +204,9 @@ raw_struct! {
         bearer_token_format: String,
         log_level: String,
         services: String,
+        sluice_drain_time: GoDuration,
+        sluice_http2_drain_timeout: GoDuration,
+        sluice_stream_probe: String,
         /// Decoded one by one (as `RawRoute`) while validating, so a large file never holds
         /// every raw route at once.
         routes: Vec<Node>,

@@ -18,10 +18,25 @@ use std::net::SocketAddr;
 use super::common::{ads_config_source, any, socket_address};
 use super::{Delivery, Resources, translate};
 use crate::config::Model;
+use crate::config::model::Global;
 use crate::ir::{self, Ir, names};
 
 /// Enough for a busy edge proxy; without a limit Envoy warns at start-up.
 const MAX_DOWNSTREAM_CONNECTIONS: i64 = 50_000;
+
+/// The command-line flags Envoy needs beside its bootstrap. The listener drain window is a
+/// flag, not config: `sluice_drain_time` as `--drain-time-s`. The drain is immediate: when a
+/// listener-level setting changes, every client is told at once (HTTP/2 GOAWAY, HTTP/1.1
+/// `Connection: close` on its next response) so new requests reach the new listener, while
+/// open streams keep flowing until the window ends.
+pub fn envoy_flags(g: &Global) -> Vec<String> {
+    vec![
+        "--drain-time-s".into(),
+        g.drain_time.value.as_secs().to_string(),
+        "--drain-strategy".into(),
+        "immediate".into(),
+    ]
+}
 
 /// Which ADS flavour an external Envoy uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

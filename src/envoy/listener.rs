@@ -127,6 +127,7 @@ fn connection_manager(
         http_filters: http_filters(h.ext_authz.as_ref()),
         request_timeout: Some(duration(h.request_timeout)),
         stream_idle_timeout: Some(duration(h.stream_idle_timeout)),
+        drain_timeout: Some(duration(h.drain_timeout)),
         common_http_protocol_options: Some(HttpProtocolOptions {
             idle_timeout: Some(duration(h.connection_idle_timeout)),
             max_stream_duration: h.max_stream_duration.map(duration),

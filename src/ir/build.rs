@@ -57,6 +57,10 @@ pub fn build(model: &Model) -> Ir {
             .extend(routes);
     }
 
+    for vhost in vhosts.values_mut() {
+        super::probe::add(vhost, g.stream_probe, INTERNAL_PATHS.len());
+    }
+
     let secrets: Vec<Secret> = g
         .certificates
         .iter()
@@ -157,6 +161,7 @@ fn hcm(g: &Global, codec: Codec) -> Hcm {
         stream_idle_timeout: g.timeout_idle.value,
         connection_idle_timeout: g.timeout_idle.value,
         max_stream_duration: (!g.timeout_write.value.is_zero()).then_some(g.timeout_write.value),
+        drain_timeout: g.http2_drain_timeout.value,
         ext_authz: Some(ExtAuthz {
             cluster: names::SLUICE_CLUSTER.into(),
             timeout: g.grpc_client_timeout.value,

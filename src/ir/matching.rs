@@ -48,7 +48,7 @@ pub fn virtual_host<'r>(config: &'r RouteConfig, host: &str) -> Option<&'r Virtu
         .map(|(_, v)| v)
 }
 
-fn path_matches(m: &PathMatch, path: &str) -> bool {
+pub fn path_matches(m: &PathMatch, path: &str) -> bool {
     let without_query = path.split('?').next().unwrap_or(path);
     match m {
         PathMatch::Prefix(p) => path.starts_with(p.as_str()),

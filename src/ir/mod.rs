@@ -6,6 +6,7 @@ mod build;
 pub mod limits;
 pub mod matching;
 pub mod names;
+mod probe;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -85,6 +86,9 @@ pub struct Hcm {
     /// Only when `timeout_write` is above 0.
     #[serde(with = "go_duration::option")]
     pub max_stream_duration: Option<Duration>,
+    /// Between the first HTTP/2 GOAWAY of a drain and the final one.
+    #[serde(with = "go_duration")]
+    pub drain_timeout: Duration,
     pub ext_authz: Option<ExtAuthz>,
 }
 

@@ -12,6 +12,8 @@ pub const SLUICE_CLUSTER: &str = "sluice/grpc";
 pub const XDS_CLUSTER: &str = "sluice/xds";
 /// The `:authority` Envoy's gRPC calls to sluice carry.
 pub const SLUICE_AUTHORITY: &str = "sluice";
+/// sluice's SSE test stream, on every route host (see `sluice probe`).
+pub const STREAM_PROBE_PATH: &str = "/.sluice/stream-probe";
 
 pub fn virtual_host(host: &str) -> String {
     format!("vhost/{host}")

@@ -316,6 +316,10 @@ fn decisions_assertions_and_failing_closed_through_envoy() {
     // sluice stalled (stopped, its socket still open): after grpc_client_timeout Envoy
     // fails closed rather than waiting or letting the request through.
     f.sluice.guard.signal("STOP");
+    let stopped = poll(Duration::from_secs(5), || {
+        (f.sluice.guard.state() == Some('T')).then_some(())
+    });
+    assert!(stopped.is_some(), "sluice never stopped: state {:?}", f.sluice.guard.state());
     let started = std::time::Instant::now();
     let stalled = send(&f.ports, "app.test", "/", &[("Authorization", &alice)]);
     let waited = started.elapsed();

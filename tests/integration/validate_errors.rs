@@ -319,6 +319,21 @@ fn broken_configs_report_path_line_and_message() {
             ),
             vec![(5, "routes[1]", "is not unique")],
         ),
+        (
+            "drain time in fractions of a second",
+            format!("{INSECURE}sluice_drain_time: 1.5s\n").into_bytes(),
+            vec![(2, "sluice_drain_time", "whole seconds")],
+        ),
+        (
+            "bad stream probe mode",
+            format!("{INSECURE}sluice_stream_probe: private\n").into_bytes(),
+            vec![(2, "sluice_stream_probe", "use policy")],
+        ),
+        (
+            "bad http2 drain timeout",
+            format!("{INSECURE}sluice_http2_drain_timeout: soon\n").into_bytes(),
+            vec![(2, "sluice_http2_drain_timeout", "")],
+        ),
     ];
     assert!(cases.len() >= 20);
     for (name, text, expected) in &cases {

@@ -258,6 +258,9 @@ pub(super) fn validate_global(raw: &RawConfig, base: &Path, diags: &mut Diagnost
             .map(|f| bearer_token_format(f, &root.key("bearer_token_format"), diags))
             .unwrap_or_default(),
         log_level: log_level(raw, diags),
+        drain_time: super::streams::drain_time(raw, diags),
+        http2_drain_timeout: super::streams::http2_drain_timeout(raw, diags),
+        stream_probe: super::streams::stream_probe(raw, diags),
     }
     .with_services_checked(raw, diags)
 }
@@ -322,7 +325,11 @@ fn service_url(u: &Spanned<String>, diags: &mut Diagnostics) -> Option<ServiceAd
     })
 }
 
-fn duration(raw: &Option<Spanned<GoDuration>>, key: &str, default: Duration) -> Setting<Duration> {
+pub(super) fn duration(
+    raw: &Option<Spanned<GoDuration>>,
+    key: &str,
+    default: Duration,
+) -> Setting<Duration> {
     match raw {
         Some(d) => Setting::written(d.value.0, key, d.span.line as usize),
         None => Setting::default(default, key),

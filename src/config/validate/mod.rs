@@ -5,6 +5,7 @@ mod files;
 mod global;
 mod headers;
 mod route;
+mod streams;
 
 use std::collections::HashMap;
 use std::path::Path;

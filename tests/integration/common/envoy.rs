@@ -83,6 +83,18 @@ impl Envoy {
         admin: u16,
         concurrency: usize,
     ) -> Envoy {
+        let flags = ["--drain-time-s", "600", "--drain-strategy", "immediate"];
+        Envoy::start_with_flags(name, bootstrap, admin, concurrency, &flags)
+    }
+
+    /// With the flags `sluice envoy-flags` prints for a config (the drain window).
+    pub fn start_with_flags(
+        name: &str,
+        bootstrap: &serde_json::Value,
+        admin: u16,
+        concurrency: usize,
+        flags: &[&str],
+    ) -> Envoy {
         let dir = tempfile::tempdir().expect("temp dir");
         let file = dir.path().join("bootstrap.json");
         std::fs::write(&file, serde_json::to_vec(bootstrap).unwrap()).unwrap();
@@ -93,9 +105,8 @@ impl Envoy {
             &concurrency.to_string(),
             "--log-level",
             "warn",
-            "--drain-time-s",
-            "600",
         ]);
+        command.args(flags);
         let guard = super::process::Guard::spawn(name, command, &dir.path().join("envoy.log"));
         let envoy = Envoy {
             guard,

@@ -41,9 +41,20 @@ impl Guard {
     }
 
     pub fn signal(&self, signal: &str) {
-        let _ = Command::new("kill")
+        let status = Command::new("kill")
             .args([&format!("-{signal}"), &self.pid().to_string()])
             .status();
+        assert!(
+            status.as_ref().is_ok_and(|s| s.success()),
+            "kill -{signal} {} failed: {status:?}",
+            self.name
+        );
+    }
+
+    /// The process state letter from `/proc/<pid>/stat` (`T` when stopped).
+    pub fn state(&self) -> Option<char> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).ok()?;
+        stat.rsplit(')').next()?.split_whitespace().next()?.chars().next()
     }
 
     /// Stops it now and waits for it to be gone.
