@@ -28,7 +28,9 @@ struct Plan {
 fn plan(query: &HashMap<String, String>) -> Plan {
     let number = |key: &str| query.get(key).and_then(|v| v.parse::<u64>().ok());
     Plan {
-        events: number("events").unwrap_or(DEFAULT_EVENTS).clamp(1, MAX_EVENTS),
+        events: number("events")
+            .unwrap_or(DEFAULT_EVENTS)
+            .clamp(1, MAX_EVENTS),
         interval: Duration::from_millis(
             number("interval_ms")
                 .unwrap_or(DEFAULT_INTERVAL_MS)
@@ -96,12 +98,25 @@ mod tests {
     #[test]
     fn plans_are_clamped_to_sane_bounds() {
         let q = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
         };
         let p = plan(&q(&[]));
-        assert_eq!((p.events, p.interval, p.padding), (20, Duration::from_millis(500), 0));
-        let p = plan(&q(&[("events", "999999"), ("interval_ms", "1"), ("padding", "9999999")]));
-        assert_eq!((p.events, p.interval, p.padding), (10_000, Duration::from_millis(10), 65_536));
+        assert_eq!(
+            (p.events, p.interval, p.padding),
+            (20, Duration::from_millis(500), 0)
+        );
+        let p = plan(&q(&[
+            ("events", "999999"),
+            ("interval_ms", "1"),
+            ("padding", "9999999"),
+        ]));
+        assert_eq!(
+            (p.events, p.interval, p.padding),
+            (10_000, Duration::from_millis(10), 65_536)
+        );
         let p = plan(&q(&[("events", "x"), ("interval_ms", "-5")]));
         assert_eq!((p.events, p.interval), (20, Duration::from_millis(500)));
         let text = event_text(3, 10, Duration::from_millis(200), 4);

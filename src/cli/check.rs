@@ -10,10 +10,10 @@ use base64::Engine;
 use serde_json::{Map, Value};
 
 use super::load;
+use super::target::{self, Target};
 use crate::authz::respond::{Format, negotiate};
 use crate::authz::tokens::identity_from;
 use crate::config::model::RouteAction;
-use super::target::{self, Target};
 use crate::ir::{self, Authz};
 use crate::policy::eval::{self, ClientCertificate, Identity, Input, Verdict};
 

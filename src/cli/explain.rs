@@ -37,7 +37,9 @@ impl Kind {
 
     fn describe(self) -> &'static str {
         match self {
-            Kind::Ordinary => "an ordinary request (add --header 'Accept: text/event-stream' to see an SSE request)",
+            Kind::Ordinary => {
+                "an ordinary request (add --header 'Accept: text/event-stream' to see an SSE request)"
+            }
             Kind::Sse => "a stream request (Accept: text/event-stream)",
             Kind::Grpc => "a stream request (content-type: application/grpc)",
             Kind::Upgrade => "a stream request (an upgrade, e.g. WebSocket)",
@@ -189,7 +191,11 @@ fn listener_limits(g: &Global) {
         format!("{} KiB", BUFFER_LIMIT_BYTES / 1024),
         "sluice: per client connection (Envoy default 1 MiB)".into(),
     );
-    row("buffer filter", "none".into(), "sluice never adds one".into());
+    row(
+        "buffer filter",
+        "none".into(),
+        "sluice never adds one".into(),
+    );
     setting("HTTP/2 drain grace", &g.http2_drain_timeout);
     setting("listener drain window", &g.drain_time);
     println!(

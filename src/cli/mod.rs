@@ -211,7 +211,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => explain::explain(&config, &url, &headers),
         Command::EnvoyFlags { config } => match load(&config) {
             Ok(model) => {
-                println!("{}", crate::envoy::bootstrap::envoy_flags(&model.global).join(" "));
+                println!(
+                    "{}",
+                    crate::envoy::bootstrap::envoy_flags(&model.global).join(" ")
+                );
                 Ok(ExitCode::SUCCESS)
             }
             Err(code) => Ok(code),

@@ -40,7 +40,10 @@ pub struct Arrival {
 pub enum Verdict {
     Streaming,
     /// `count` events arrived together, `after` the request was sent.
-    Buffered { count: usize, after: Duration },
+    Buffered {
+        count: usize,
+        after: Duration,
+    },
     NoEvents,
 }
 
@@ -144,10 +147,13 @@ fn client(options: &Options) -> anyhow::Result<reqwest::Client> {
     for r in &options.resolve {
         // HOST:PORT:ADDRESS, as curl's --resolve.
         let mut parts = r.splitn(3, ':');
-        let (Some(host), Some(port), Some(addr)) = (parts.next(), parts.next(), parts.next()) else {
+        let (Some(host), Some(port), Some(addr)) = (parts.next(), parts.next(), parts.next())
+        else {
             bail!("--resolve `{r}` is not HOST:PORT:ADDRESS");
         };
-        let port: u16 = port.parse().with_context(|| format!("--resolve `{r}`: bad port"))?;
+        let port: u16 = port
+            .parse()
+            .with_context(|| format!("--resolve `{r}`: bad port"))?;
         let ip: std::net::IpAddr = addr
             .trim_matches(['[', ']'])
             .parse()
@@ -159,7 +165,8 @@ fn client(options: &Options) -> anyhow::Result<reqwest::Client> {
 
 /// Asks sluice's probe for the number of events wanted, unless the URL says otherwise.
 fn probe_url(options: &Options) -> anyhow::Result<url::Url> {
-    let mut url = url::Url::parse(&options.url).with_context(|| format!("`{}` is not a URL", options.url))?;
+    let mut url =
+        url::Url::parse(&options.url).with_context(|| format!("`{}` is not a URL", options.url))?;
     if url.path() == crate::ir::names::STREAM_PROBE_PATH {
         let has = |k: &str| url.query_pairs().any(|(key, _)| key == k);
         let (events, interval) = (has("events"), has("interval_ms"));
@@ -187,7 +194,9 @@ async fn run(options: Options) -> anyhow::Result<ExitCode> {
         .get(url.clone())
         .header("accept", "text/event-stream");
     for h in &options.headers {
-        let (k, v) = h.split_once(':').with_context(|| format!("--header `{h}` is not `Name: value`"))?;
+        let (k, v) = h
+            .split_once(':')
+            .with_context(|| format!("--header `{h}` is not `Name: value`"))?;
         request = request.header(k.trim(), v.trim());
     }
     let start = Instant::now();
@@ -215,7 +224,10 @@ async fn run(options: Options) -> anyhow::Result<ExitCode> {
     let mut buffer = String::new();
     let mut events: Vec<Arrival> = Vec::new();
     let mut ended = "the stream ended";
-    println!("  {:>5}  {:>9}  {:>9}  {:>9}", "event", "arrived", "gap", "late by");
+    println!(
+        "  {:>5}  {:>9}  {:>9}  {:>9}",
+        "event", "arrived", "gap", "late by"
+    );
     let deadline = tokio::time::Instant::now() + options.timeout;
     'read: while (events.len() as u64) < options.events {
         let chunk = match tokio::time::timeout_at(deadline, body.next()).await {
@@ -280,7 +292,10 @@ fn report(events: &[Arrival]) -> ExitCode {
                     events.len(),
                     w.as_secs_f64() * 1000.0
                 ),
-                None => println!("verdict: streaming ({} events, none arrived in a burst)", events.len()),
+                None => println!(
+                    "verdict: streaming ({} events, none arrived in a burst)",
+                    events.len()
+                ),
             }
             ExitCode::SUCCESS
         }
@@ -337,31 +352,57 @@ mod tests {
     fn a_burst_of_spread_sends_is_buffering() {
         // Sent every 500 ms, held by a proxy and released together at 2 s.
         let events = probe_events(&[2000, 2001, 2001, 2002, 2500], 500);
-        assert_eq!(verdict(&events), Verdict::Buffered { count: 4, after: ms(2002) });
+        assert_eq!(
+            verdict(&events),
+            Verdict::Buffered {
+                count: 4,
+                after: ms(2002)
+            }
+        );
         assert_eq!(lags(&events)[4], Some(Duration::ZERO));
-        assert_eq!(lags(&events)[1], Some(Duration::ZERO), "relative to the (late) first event");
+        assert_eq!(
+            lags(&events)[1],
+            Some(Duration::ZERO),
+            "relative to the (late) first event"
+        );
     }
 
     #[test]
     fn without_send_times_two_close_events_are_not_enough() {
         let unknown = |a: &[u64]| -> Vec<Arrival> {
-            a.iter().map(|a| Arrival { at: ms(*a), sent_us: None }).collect()
+            a.iter()
+                .map(|a| Arrival {
+                    at: ms(*a),
+                    sent_us: None,
+                })
+                .collect()
         };
-        assert_eq!(verdict(&unknown(&[100, 105, 600, 1100])), Verdict::Streaming);
+        assert_eq!(
+            verdict(&unknown(&[100, 105, 600, 1100])),
+            Verdict::Streaming
+        );
         assert_eq!(
             verdict(&unknown(&[3000, 3001, 3002, 3003])),
-            Verdict::Buffered { count: 4, after: ms(3003) }
+            Verdict::Buffered {
+                count: 4,
+                after: ms(3003)
+            }
         );
         assert_eq!(verdict(&[]), Verdict::NoEvents);
     }
 
     #[test]
     fn sse_parsing_handles_crlf_comments_and_partial_events() {
-        let mut buffer = String::from(": heartbeat\n\nid: 1\r\nevent: probe\r\ndata: {\"a\":1}\r\n\r\ndata: x\ndata: y\n\ndata: part");
+        let mut buffer = String::from(
+            ": heartbeat\n\nid: 1\r\nevent: probe\r\ndata: {\"a\":1}\r\n\r\ndata: x\ndata: y\n\ndata: part",
+        );
         let events = take_events(&mut buffer);
         assert_eq!(
             events,
-            vec![(Some("probe".into()), "{\"a\":1}".into()), (None, "x\ny".into())]
+            vec![
+                (Some("probe".into()), "{\"a\":1}".into()),
+                (None, "x\ny".into())
+            ]
         );
         assert_eq!(buffer, "data: part");
     }

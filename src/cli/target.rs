@@ -21,7 +21,8 @@ pub struct Target {
 
 impl Target {
     pub fn parse(url: &str, headers: &[String]) -> anyhow::Result<Target> {
-        let parsed = url::Url::parse(url).with_context(|| format!("`{url}` is not an absolute URL"))?;
+        let parsed =
+            url::Url::parse(url).with_context(|| format!("`{url}` is not an absolute URL"))?;
         let host = match (parsed.host_str(), parsed.port()) {
             (Some(h), Some(p)) => format!("{h}:{p}"),
             (Some(h), None) => h.to_string(),
@@ -33,15 +34,25 @@ impl Target {
         };
         let mut map = HashMap::new();
         for h in headers {
-            let (k, v) = h.split_once(':').with_context(|| format!("--header `{h}` is not `Name: value`"))?;
+            let (k, v) = h
+                .split_once(':')
+                .with_context(|| format!("--header `{h}` is not `Name: value`"))?;
             map.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
         }
-        Ok(Target { url: parsed, host, path, headers: map })
+        Ok(Target {
+            url: parsed,
+            host,
+            path,
+            headers: map,
+        })
     }
 
     /// The Envoy route this request takes, if any.
     pub fn route<'i>(&self, ir: &'i Ir) -> Option<&'i ir::Route> {
-        let table = ir.route_configs.iter().find(|rc| rc.name == names::MAIN_ROUTES)?;
+        let table = ir
+            .route_configs
+            .iter()
+            .find(|rc| rc.name == names::MAIN_ROUTES)?;
         matching::find(
             table,
             &matching::Request {

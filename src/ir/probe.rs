@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::matching::path_matches;
-use super::{Action, Authz, Forward, HeaderMatch, HostRewrite, PathMatch, Route, VirtualHost, names};
+use super::{
+    Action, Authz, Forward, HeaderMatch, HostRewrite, PathMatch, Route, VirtualHost, names,
+};
 use crate::config::model::StreamProbe;
 
 /// Adds the probe routes to a virtual host, after sluice's own routes and before the config's.

@@ -319,7 +319,11 @@ fn decisions_assertions_and_failing_closed_through_envoy() {
     let stopped = poll(Duration::from_secs(5), || {
         (f.sluice.guard.state() == Some('T')).then_some(())
     });
-    assert!(stopped.is_some(), "sluice never stopped: state {:?}", f.sluice.guard.state());
+    assert!(
+        stopped.is_some(),
+        "sluice never stopped: state {:?}",
+        f.sluice.guard.state()
+    );
     let started = std::time::Instant::now();
     let stalled = send(&f.ports, "app.test", "/", &[("Authorization", &alice)]);
     let waited = started.elapsed();

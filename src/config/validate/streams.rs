@@ -14,7 +14,11 @@ pub const DEFAULT_DRAIN_TIME: Duration = Duration::from_secs(600);
 pub const DEFAULT_HTTP2_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub(super) fn drain_time(raw: &RawConfig, diags: &mut Diagnostics) -> Setting<Duration> {
-    let setting = duration(&raw.sluice_drain_time, "sluice_drain_time", DEFAULT_DRAIN_TIME);
+    let setting = duration(
+        &raw.sluice_drain_time,
+        "sluice_drain_time",
+        DEFAULT_DRAIN_TIME,
+    );
     if let Some(written) = &raw.sluice_drain_time
         && setting.value.subsec_nanos() != 0
     {

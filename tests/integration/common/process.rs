@@ -54,7 +54,12 @@ impl Guard {
     /// The process state letter from `/proc/<pid>/stat` (`T` when stopped).
     pub fn state(&self) -> Option<char> {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).ok()?;
-        stat.rsplit(')').next()?.split_whitespace().next()?.chars().next()
+        stat.rsplit(')')
+            .next()?
+            .split_whitespace()
+            .next()?
+            .chars()
+            .next()
     }
 
     /// Stops it now and waits for it to be gone.
