@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 
-use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster};
+use envoy_types::pb::envoy::config::cluster::v3::{
+    CircuitBreakers, Cluster, circuit_breakers, cluster,
+};
 use envoy_types::pb::envoy::config::core::v3::{
     Http1ProtocolOptions, Http2ProtocolOptions, TransportSocket, transport_socket,
 };
@@ -57,6 +59,20 @@ pub fn cluster(c: &ir::Cluster) -> Cluster {
         }),
         typed_extension_protocol_options: protocol_options(c.protocol),
         transport_socket: c.tls.as_ref().map(tls),
+        circuit_breakers: Some(circuit_breakers(c.max_requests)),
+        ..Default::default()
+    }
+}
+
+fn circuit_breakers(max: u32) -> CircuitBreakers {
+    let limit = Some(UInt32Value { value: max });
+    CircuitBreakers {
+        thresholds: vec![circuit_breakers::Thresholds {
+            max_connections: limit.clone(),
+            max_pending_requests: limit.clone(),
+            max_requests: limit,
+            ..Default::default()
+        }],
         ..Default::default()
     }
 }

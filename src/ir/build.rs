@@ -511,6 +511,7 @@ fn upstream_cluster(f: &model::Forward, websockets: bool, g: &Global) -> Cluster
         },
         connect_timeout: CONNECT_TIMEOUT,
         buffer_limit_bytes: BUFFER_LIMIT_BYTES,
+        max_requests: MAX_REQUESTS,
         protocol,
         tls,
     };
@@ -539,6 +540,7 @@ pub fn build_service_cluster(
         lb_policy: LbPolicy::RoundRobin,
         connect_timeout: CONNECT_TIMEOUT,
         buffer_limit_bytes: BUFFER_LIMIT_BYTES,
+        max_requests: MAX_REQUESTS,
         protocol: UpstreamProtocol::Http2,
         tls: service.tls.then(|| UpstreamTls {
             sni: service.host.clone(),

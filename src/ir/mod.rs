@@ -24,6 +24,11 @@ pub const BUFFER_LIMIT_BYTES: u32 = 32 * 1024;
 
 /// Every upstream connection attempt gives up after this long (Pomerium's value).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Envoy's default circuit breakers allow 1,024 connections, pending and active requests per
+/// cluster: every HTTP/1.1 stream holds a connection, so the 1,025th concurrent SSE stream to
+/// one upstream (or ext_authz check in a burst of new streams) would get a 503. The real limit
+/// is the overload manager's cap on downstream connections (50,000).
+pub const MAX_REQUESTS: u32 = 100_000;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Hash)]
 pub struct Ir {
@@ -261,6 +266,8 @@ pub struct Cluster {
     #[serde(with = "go_duration")]
     pub connect_timeout: Duration,
     pub buffer_limit_bytes: u32,
+    /// Circuit breaker ceiling for connections, pending and active requests alike.
+    pub max_requests: u32,
     pub protocol: UpstreamProtocol,
     pub tls: Option<UpstreamTls>,
 }
