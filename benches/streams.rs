@@ -95,26 +95,26 @@ fn upstream() -> Upstream {
     }
 }
 
-/// Delays (µs) of every event one stream receives, read over plain HTTP/1.1.
+/// What all streams of one run received.
+#[derive(Default)]
+struct Tally {
+    /// Microseconds from the upstream's write to arrival here, per event.
+    delays: std::sync::Mutex<Vec<u64>>,
+    late: AtomicU64,
+    events: AtomicU64,
+}
+
+/// Reads one stream over plain HTTP/1.1 until `until`, adding every event to `tally`.
 async fn read_stream(
     port: u16,
-    host: String,
-    path: String,
-    token: Option<String>,
+    request: String,
     until: Instant,
-    delays: Arc<std::sync::Mutex<Vec<u64>>>,
-    late: Arc<AtomicU64>,
-    events: Arc<AtomicU64>,
+    tally: Arc<Tally>,
 ) -> Result<(), String> {
     let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .map_err(|e| e.to_string())?;
     socket.set_nodelay(true).ok();
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n{auth}\r\n");
     socket
         .write_all(request.as_bytes())
         .await
@@ -156,11 +156,11 @@ async fn read_stream(
                 .and_then(|s| s.trim().parse::<u64>().ok())
             {
                 let delay = now.saturating_sub(sent);
-                events.fetch_add(1, Ordering::Relaxed);
+                tally.events.fetch_add(1, Ordering::Relaxed);
                 if delay > LATE.as_micros() as u64 {
-                    late.fetch_add(1, Ordering::Relaxed);
+                    tally.late.fetch_add(1, Ordering::Relaxed);
                 }
-                delays.lock().unwrap().push(delay);
+                tally.delays.lock().unwrap().push(delay);
             }
         }
         buffer.drain(..keep_from);
@@ -191,22 +191,18 @@ fn run_streams(
     token: Option<&str>,
     length: Duration,
 ) -> Outcome {
-    let delays = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let late = Arc::new(AtomicU64::new(0));
-    let events = Arc::new(AtomicU64::new(0));
+    let tally = Arc::new(Tally::default());
     let until = Instant::now() + length;
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     let tasks: Vec<_> = (0..streams)
         .map(|i| {
-            runtime.spawn(read_stream(
-                port,
-                host.to_string(),
-                path_of(i),
-                token.map(str::to_string),
-                until,
-                Arc::clone(&delays),
-                Arc::clone(&late),
-                Arc::clone(&events),
-            ))
+            let request = format!(
+                "GET {} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n{auth}\r\n",
+                path_of(i)
+            );
+            runtime.spawn(read_stream(port, request, until, Arc::clone(&tally)))
         })
         .collect();
     let mut failures = Vec::new();
@@ -215,12 +211,12 @@ fn run_streams(
             failures.push(e);
         }
     }
-    let mut delays = std::mem::take(&mut *delays.lock().unwrap());
+    let mut delays = std::mem::take(&mut *tally.delays.lock().unwrap());
     delays.sort_unstable();
     Outcome {
         delays,
-        late: late.load(Ordering::Relaxed),
-        events: events.load(Ordering::Relaxed),
+        late: tally.late.load(Ordering::Relaxed),
+        events: tally.events.load(Ordering::Relaxed),
         failures,
     }
 }
@@ -271,7 +267,6 @@ fn main() {
     let every = DELAY_EVERY.as_millis() as usize;
     let path = move |i: usize| format!("/sse?every_ms={every}&offset_ms={}", (i * 7) % every);
     let direct = {
-        let path = path.clone();
         let port = up.port;
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()

@@ -68,8 +68,8 @@ fn circuit_breakers(max: u32) -> CircuitBreakers {
     let limit = Some(UInt32Value { value: max });
     CircuitBreakers {
         thresholds: vec![circuit_breakers::Thresholds {
-            max_connections: limit.clone(),
-            max_pending_requests: limit.clone(),
+            max_connections: limit,
+            max_pending_requests: limit,
             max_requests: limit,
             ..Default::default()
         }],
