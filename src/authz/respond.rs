@@ -69,34 +69,42 @@ pub enum Format {
     Text,
 }
 
-pub fn negotiate(accept: Option<&str>) -> Format {
-    let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
-        return Format::Html;
-    };
-    let quality = |wanted: &str| -> f32 {
-        let (wanted_type, _) = wanted.split_once('/').unwrap_or((wanted, ""));
-        let mut best: Option<(u8, f32)> = None;
-        for item in accept.split(',') {
-            let mut parts = item.split(';');
-            let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-            let q = parts
-                .filter_map(|p| p.trim().strip_prefix("q="))
-                .find_map(|q| q.parse::<f32>().ok())
-                .unwrap_or(1.0);
-            let specificity = if media == wanted {
-                3
-            } else if media == format!("{wanted_type}/*") {
-                2
-            } else if media == "*/*" {
-                1
-            } else {
-                continue;
-            };
-            if best.is_none_or(|(s, _)| specificity > s) {
-                best = Some((specificity, q));
-            }
+/// How much `accept` wants `wanted` (its q-value for the most specific matching range).
+fn quality(accept: &str, wanted: &str) -> f32 {
+    let (wanted_type, _) = wanted.split_once('/').unwrap_or((wanted, ""));
+    let mut best: Option<(u8, f32)> = None;
+    for item in accept.split(',') {
+        let mut parts = item.split(';');
+        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .find_map(|q| q.parse::<f32>().ok())
+            .unwrap_or(1.0);
+        let specificity = if media == wanted {
+            3
+        } else if media == format!("{wanted_type}/*") {
+            2
+        } else if media == "*/*" {
+            1
+        } else {
+            continue;
+        };
+        if best.is_none_or(|(s, _)| specificity > s) {
+            best = Some((specificity, q));
         }
-        best.map(|(_, q)| q).unwrap_or(0.0)
+    }
+    best.map(|(_, q)| q).unwrap_or(0.0)
+}
+
+fn present(accept: Option<&str>) -> Option<&str> {
+    accept.filter(|a| !a.trim().is_empty())
+}
+
+/// The body format for a refusal: the best of HTML, JSON and text by `Accept`, HTML when
+/// none is acceptable.
+pub fn negotiate(accept: Option<&str>) -> Format {
+    let Some(accept) = present(accept) else {
+        return Format::Html;
     };
     let candidates = [
         (Format::Html, "text/html"),
@@ -105,12 +113,26 @@ pub fn negotiate(accept: Option<&str>) -> Format {
     ];
     let mut best = (Format::Html, 0.0f32);
     for (format, media) in candidates {
-        let q = quality(media);
+        let q = quality(accept, media);
         if q > best.1 {
             best = (format, q);
         }
     }
     if best.1 == 0.0 { Format::Html } else { best.0 }
+}
+
+/// Whether a request that needs sign-in gets the 302 to the sign-in page: when it prefers
+/// `text/html` (a browser navigating), or says nothing. An `EventSource` (`text/event-stream`),
+/// an API client or an image gets 401: a redirect to a login page is useless to them.
+pub fn prefers_html(accept: Option<&str>) -> bool {
+    let Some(accept) = present(accept) else {
+        return true;
+    };
+    let html = quality(accept, "text/html");
+    html > 0.0
+        && ["application/json", "text/plain", "text/event-stream"]
+            .iter()
+            .all(|other| quality(accept, other) <= html)
 }
 
 fn status_text(status: u16) -> &'static str {
@@ -179,7 +201,7 @@ pub fn refuse(decided: &Decided, request: &RequestView<'_>, index: &Index) -> Ch
     };
     match &decided.decision {
         Decision::Allow => allow(Vec::new(), Vec::new()),
-        Decision::SignIn if format == Format::Html && !is_grpc(request) => denied(
+        Decision::SignIn if prefers_html(request.header("accept")) && !is_grpc(request) => denied(
             GRPC_UNAUTHENTICATED,
             302,
             vec![
@@ -254,6 +276,15 @@ mod tests {
         assert_eq!(negotiate(Some("text/plain")), Format::Text);
         assert_eq!(negotiate(Some("image/png")), Format::Html);
         assert_eq!(negotiate(Some(";;;,,q=x")), Format::Html);
+        assert!(prefers_html(None));
+        assert!(prefers_html(Some("*/*")));
+        assert!(prefers_html(Some(
+            "text/html,application/xhtml+xml,*/*;q=0.8"
+        )));
+        assert!(!prefers_html(Some("text/event-stream")));
+        assert!(!prefers_html(Some("application/json")));
+        assert!(!prefers_html(Some("image/png")));
+        assert!(!prefers_html(Some("application/json, text/html;q=0.5")));
     }
 
     #[test]

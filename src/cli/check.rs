@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use super::load;
 use super::target::{self, Target};
-use crate::authz::respond::{Format, negotiate};
+use crate::authz::respond::prefers_html;
 use crate::authz::tokens::identity_from;
 use crate::config::model::RouteAction;
 use crate::ir::{self, Authz};
@@ -95,7 +95,7 @@ pub fn check(config: &Path, request: Request) -> anyhow::Result<ExitCode> {
         client_certificate: ClientCertificate::None,
     };
     let evaluation = eval::evaluate(&config_route.policy, &input);
-    let browser = negotiate(headers.get("accept").map(String::as_str)) == Format::Html
+    let browser = prefers_html(headers.get("accept").map(String::as_str))
         && !headers
             .get("content-type")
             .is_some_and(|c| c.starts_with("application/grpc"));

@@ -202,7 +202,7 @@ async fn run(options: Options) -> anyhow::Result<ExitCode> {
     let start = Instant::now();
     let response = match tokio::time::timeout(options.timeout, request.send()).await {
         Ok(Ok(r)) => r,
-        Ok(Err(e)) => bail!("GET {url}: {e}"),
+        Ok(Err(e)) => bail!("GET {url}: {}", with_causes(&e)),
         Err(_) => bail!("GET {url}: no response within {:?}", options.timeout),
     };
     let status = response.status();
@@ -237,7 +237,7 @@ async fn run(options: Options) -> anyhow::Result<ExitCode> {
             }
             Ok(None) => break,
             Ok(Some(Err(e))) => {
-                println!("  the stream failed: {e}");
+                println!("  the stream failed: {}", with_causes(&e));
                 ended = "the stream failed";
                 break;
             }
@@ -263,6 +263,17 @@ async fn run(options: Options) -> anyhow::Result<ExitCode> {
         println!("  {ended} after {} event(s)", events.len());
     }
     Ok(report(&events))
+}
+
+/// An error and everything that caused it, on one line (reqwest's own text hides the cause).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
 }
 
 fn print_event(events: &[Arrival]) {

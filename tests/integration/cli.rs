@@ -307,3 +307,108 @@ fn check_reports_public_routes_unknown_hosts_and_bad_input() {
     assert!(stderr.contains("not a JWT"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+fn explain(args: &[&str]) -> String {
+    let file = config("06-timeouts.yaml");
+    let mut all = vec!["explain", "-c", &file];
+    all.extend_from_slice(args);
+    let out = sluice(&all);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// One line of the limits table, by its name.
+fn limit<'a>(out: &'a str, name: &str) -> &'a str {
+    out.lines()
+        .find(|l| l.trim_start().starts_with(name))
+        .unwrap_or_else(|| panic!("no `{name}` line in:\n{out}"))
+}
+
+#[test]
+fn explain_names_every_limit_and_where_it_comes_from() {
+    // Pomerium defaults on a route without timeout keys: ordinary requests get
+    // default_upstream_timeout, streams get none.
+    let sse = explain(&[
+        "--url",
+        "http://plain.example.com/events",
+        "--header",
+        "Accept: text/event-stream",
+    ]);
+    assert!(
+        sse.contains("a stream request (Accept: text/event-stream)"),
+        "{sse}"
+    );
+    assert!(
+        sse.contains("/sse"),
+        "the SSE variant of the Envoy route: {sse}"
+    );
+    assert!(limit(&sse, "route timeout").contains("none (0s)"), "{sse}");
+    assert!(
+        sse.contains("ordinary requests get 45s: `default_upstream_timeout`, line 9"),
+        "{sse}"
+    );
+    let ordinary = explain(&["--url", "http://plain.example.com/"]);
+    assert!(
+        limit(&ordinary, "route timeout").contains("45s"),
+        "{ordinary}"
+    );
+    // Keys the route and the file set, with their lines; sluice's own choices say so.
+    let slow = explain(&["--url", "http://slow.example.com/"]);
+    assert!(
+        limit(&slow, "route timeout").contains("`timeout`, line 18"),
+        "{slow}"
+    );
+    assert!(
+        limit(&slow, "route idle timeout").contains("`idle_timeout`, line 19"),
+        "{slow}"
+    );
+    assert!(
+        limit(&slow, "stream idle timeout").contains("`timeout_idle`, line 8"),
+        "{slow}"
+    );
+    assert!(
+        limit(&slow, "request timeout").contains("`timeout_read`, line 4"),
+        "{slow}"
+    );
+    assert!(
+        limit(&slow, "max stream duration").contains("`timeout_write`, line 5"),
+        "{slow}"
+    );
+    assert!(
+        limit(&slow, "listener drain window").contains("`sluice_drain_time`, line 6"),
+        "{slow}"
+    );
+    assert!(
+        limit(&slow, "HTTP/2 drain grace").contains("`sluice_http2_drain_timeout`, line 7"),
+        "{slow}"
+    );
+    assert!(
+        limit(&slow, "downstream buffer limit").contains("32 KiB"),
+        "{slow}"
+    );
+    assert!(
+        limit(&slow, "max connection duration").contains("Envoy default"),
+        "{slow}"
+    );
+    assert!(
+        limit(&slow, "ext_authz call timeout").contains("grpc_client_timeout"),
+        "{slow}"
+    );
+    let unknown = explain(&["--url", "http://elsewhere.example.net/"]);
+    assert!(unknown.contains("none matches"), "{unknown}");
+}
+
+#[test]
+fn envoy_flags_carry_the_drain_window() {
+    let out = sluice(&["envoy-flags", "-c", &config("06-timeouts.yaml")]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "--drain-time-s 900 --drain-strategy immediate"
+    );
+}
