@@ -20,11 +20,12 @@ pub struct Index {
 
 impl Index {
     pub fn new(model: Arc<Model>, signer: Arc<Signer>) -> Self {
+        let config_dir = model.config_dir();
         let routes = model
             .routes
             .iter()
             .enumerate()
-            .map(|(i, r)| (r.id.clone(), (i, r.checksum())))
+            .map(|(i, r)| (r.id.clone(), (i, r.checksum(config_dir))))
             .collect();
         Index {
             model,

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +24,13 @@ pub struct Model {
     /// Warnings found while validating (a valid config may still have some).
     #[serde(skip)]
     pub warnings: Vec<Diagnostic>,
+}
+
+impl Model {
+    /// The directory relative paths in the config were resolved against.
+    pub fn config_dir(&self) -> &Path {
+        self.file.parent().unwrap_or(Path::new(""))
+    }
 }
 
 /// Where a setting's value came from, so `explain` can name the key and line.
@@ -372,8 +379,20 @@ impl Hash for Route {
 impl Route {
     /// Changes whenever anything the route does changes; Envoy carries it to ext_authz so a
     /// decision made on an older route table can be noticed.
-    pub fn checksum(&self) -> String {
-        crate::hashing::content_hash(self)
+    /// File paths count as written relative to `config_dir`, so a checkout elsewhere agrees.
+    pub fn checksum(&self, config_dir: &Path) -> String {
+        let mut portable = self.clone();
+        if let RouteAction::Forward(f) = &mut portable.action {
+            let relative = |p: &mut PathBuf| *p = crate::hashing::relative_to(p, config_dir);
+            if let Some(ca) = f.tls.custom_ca_file.as_mut() {
+                relative(ca);
+            }
+            if let Some(pair) = f.tls.client_cert.as_mut() {
+                relative(&mut pair.cert);
+                relative(&mut pair.key);
+            }
+        }
+        crate::hashing::content_hash(&portable)
     }
 
     /// Whether ext_authz's answer is known in advance: always allow, adding nothing. Such

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ const IDENTITY_HEADERS: &[&str] = &["x-pomerium-jwt-assertion", "x-pomerium-jwt-
 
 pub fn build(model: &Model) -> Ir {
     let g = &model.global;
+    let config_dir = model.config_dir();
     let mut clusters: BTreeMap<String, Cluster> = BTreeMap::new();
     let sluice = build_service_cluster(
         &g.authorize_service,
@@ -33,7 +35,7 @@ pub fn build(model: &Model) -> Ir {
             h if h.starts_with("*.") => ("*".to_string(), Some(wildcard_authority(h))),
             h => (h.to_string(), None),
         };
-        let (routes, cluster) = build_routes(route, g, authority);
+        let (routes, cluster) = build_routes(route, g, authority, config_dir);
         (vhost_host, routes, cluster)
     });
     let mut vhosts: BTreeMap<String, VirtualHost> = BTreeMap::new();
@@ -250,10 +252,11 @@ fn build_routes(
     route: &model::Route,
     g: &Global,
     authority: Option<HeaderMatch>,
+    config_dir: &Path,
 ) -> (Vec<Route>, Option<Cluster>) {
     let context = Arc::new(BTreeMap::from([
         ("route_id".to_string(), route.id.clone()),
-        ("route_checksum".to_string(), route.checksum()),
+        ("route_checksum".to_string(), route.checksum(config_dir)),
     ]));
     let mut remove = route.remove_request_headers.clone();
     // Envoy applies these after ext_authz has run, so sluice's own identity headers survive
@@ -315,7 +318,7 @@ fn build_routes(
             None,
         ),
         RouteAction::Forward(f) => {
-            let cluster = upstream_cluster(f, route.allow_websockets, g);
+            let cluster = upstream_cluster(f, route.allow_websockets, g, config_dir);
             let routes = forward_routes(route, f, g, base, cluster.name.clone(), cluster.lb_policy);
             (routes, Some(cluster))
         }
@@ -450,7 +453,12 @@ fn discovery(endpoints: &[Endpoint]) -> Discovery {
     }
 }
 
-fn upstream_cluster(f: &model::Forward, websockets: bool, g: &Global) -> Cluster {
+fn upstream_cluster(
+    f: &model::Forward,
+    websockets: bool,
+    g: &Global,
+    config_dir: &Path,
+) -> Cluster {
     let endpoints: Vec<Endpoint> = f
         .upstreams
         .iter()
@@ -515,10 +523,27 @@ fn upstream_cluster(f: &model::Forward, websockets: bool, g: &Global) -> Cluster
         protocol,
         tls,
     };
-    let identity = names::content_hash(&cluster);
+    let identity = portable_identity(&cluster, config_dir);
     let first = &f.upstreams[0];
     cluster.name = names::cluster(&first.host, first.port, &identity);
     cluster
+}
+
+/// A cluster's content hash with its TLS file paths taken relative to the config's directory,
+/// so the same config checked out in another place names its clusters the same way.
+fn portable_identity(cluster: &Cluster, config_dir: &Path) -> String {
+    let relative = |p: &mut PathBuf| *p = crate::hashing::relative_to(p, config_dir);
+    let mut portable = cluster.clone();
+    if let Some(tls) = portable.tls.as_mut() {
+        if let Some(v) = tls.verify.as_mut() {
+            relative(&mut v.ca_file);
+        }
+        if let Some(c) = tls.client_certificate.as_mut() {
+            relative(&mut c.cert);
+            relative(&mut c.key);
+        }
+    }
+    names::content_hash(&portable)
 }
 
 /// The cluster through which Envoy reaches sluice's gRPC port (h2; TLS when the
