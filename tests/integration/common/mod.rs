@@ -2,12 +2,17 @@
 
 pub mod envoy;
 pub mod golden;
+pub mod grpc;
 pub mod http;
 pub mod idp;
 pub mod process;
 pub mod sluice;
+pub mod sse;
 pub mod streams;
+pub mod timing;
+pub mod tls;
 pub mod upstream;
+pub mod wss;
 
 use std::path::{Path, PathBuf};
 
