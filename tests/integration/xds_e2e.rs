@@ -54,7 +54,12 @@ fn converges_and_proxies(flavour: &str) {
         "no 200 through Envoy"
     );
     let reply = http::get(ports.listener, "app.test", "/").unwrap();
-    assert_eq!(reply.body, "hello from app");
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (200, "hello from app"),
+        "headers: {:?}",
+        reply.headers
+    );
     assert!(
         reply.header("x-request-id").is_some(),
         "Envoy sets the request id on every response"

@@ -101,11 +101,30 @@ pub fn poll<T>(limit: Duration, mut check: impl FnMut() -> Option<T>) -> Option<
     }
 }
 
-/// A free TCP port on 127.0.0.1 (the OS picks; the listener closes before use).
+/// Ports tests listen on come from below Linux's ephemeral range (32768–60999): a port the OS
+/// picked with `bind(0)` and released can be handed out again as the source port of any outgoing
+/// connection (hundreds per stream test), and Envoy's listeners set SO_REUSEADDR, so they would
+/// still bind it and requests could meet the wrong server. Each process takes its own slice
+/// (by pid) and never hands a port out twice.
+const PORT_FLOOR: u32 = 10_000;
+const PORT_SPAN: u32 = 22_000;
+
+/// A TCP port on 127.0.0.1 that is free now and will not be handed out again by this process.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind an ephemeral port")
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = (std::process::id() % 220) * 100;
+    for _ in 0..PORT_SPAN {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (PORT_FLOOR + (start + offset) % PORT_SPAN) as u16;
+        let tcp = std::net::TcpListener::bind(("127.0.0.1", port));
+        let udp = std::net::UdpSocket::bind(("127.0.0.1", port));
+        if tcp.is_ok() && udp.is_ok() {
+            return port;
+        }
+    }
+    panic!(
+        "no free port between {PORT_FLOOR} and {}",
+        PORT_FLOOR + PORT_SPAN
+    )
 }
