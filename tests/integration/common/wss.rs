@@ -96,8 +96,20 @@ impl Conversation {
                 }
             }
         }
-        // Echoes of the last messages may still be on their way: keep reading until the
-        // close handshake completes (bounded).
+        // Echoes of the last messages may still be on their way; a close sent now could reach
+        // the server before it has written them. Wait for them (bounded), then close.
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while log.lock().unwrap().echoes.len() < n as usize {
+                match rx.next().await {
+                    Some(Ok(Message::Text(text))) => {
+                        record(&log, &sent_at, text.as_str(), now_us())
+                    }
+                    Some(Ok(_)) => {}
+                    _ => return,
+                }
+            }
+        })
+        .await;
         if let Err(e) = tx.send(Message::Close(None)).await {
             return fail(format!("send close: {e}"));
         }
