@@ -2,7 +2,9 @@
 //! Part 1: the delay each SSE event picks up through Envoy + ext_authz, against the same
 //! upstream read directly, in the same run (p50 and p99 of each, and the difference).
 //! Part 2: how many concurrent SSE streams one Envoy + sluice hold with no event later than
-//! 100 ms after the upstream wrote it (target: 5,000), stepping the count up.
+//! 100 ms after the upstream wrote it (target: 5,000), stepping the count up. All streams of a
+//! level open at once (a reconnect storm); events sent before the last one is open are
+//! reported apart, and the verdict is about the streams being held.
 //! Run with `cargo bench --bench streams` (Envoy: `bash scripts/install-envoy.sh`).
 
 #[path = "../tests/integration/common/mod.rs"]
@@ -30,7 +32,7 @@ const DELAY_EVERY: Duration = Duration::from_millis(100);
 const DELAY_LENGTH: Duration = Duration::from_secs(20);
 /// Part 2: the stream counts tried, each held this long with one event per stream per second.
 const LEVELS: &[usize] = &[1_000, 2_500, 5_000, 7_500];
-const HOLD: Duration = Duration::from_secs(15);
+const HOLD: Duration = Duration::from_secs(20);
 const LATE: Duration = Duration::from_millis(100);
 
 fn unix_us() -> u64 {
@@ -98,10 +100,42 @@ fn upstream() -> Upstream {
 /// What all streams of one run received.
 #[derive(Default)]
 struct Tally {
-    /// Microseconds from the upstream's write to arrival here, per event.
+    /// Microseconds from the upstream's write to arrival here, per event, once every stream
+    /// of the run is open (the streams being held).
     delays: std::sync::Mutex<Vec<u64>>,
     late: AtomicU64,
     events: AtomicU64,
+    /// Streams that have their response head, and when the last one got it (0: not yet).
+    opened: AtomicU64,
+    all_open_us: AtomicU64,
+    /// Events that arrived while streams were still opening: everyone connecting at once
+    /// (a reconnect storm), reported apart from the streams being held.
+    opening_events: AtomicU64,
+    opening_late: AtomicU64,
+    opening_max_us: AtomicU64,
+}
+
+impl Tally {
+    fn stream_opened(&self, streams: usize) {
+        if self.opened.fetch_add(1, Ordering::Relaxed) + 1 == streams as u64 {
+            self.all_open_us.store(unix_us(), Ordering::Relaxed);
+        }
+    }
+
+    fn event(&self, arrived_us: u64, sent_us: u64) {
+        let delay = arrived_us.saturating_sub(sent_us);
+        let late = delay > LATE.as_micros() as u64;
+        let all_open = self.all_open_us.load(Ordering::Relaxed);
+        if all_open == 0 || sent_us < all_open {
+            self.opening_events.fetch_add(1, Ordering::Relaxed);
+            self.opening_late.fetch_add(late as u64, Ordering::Relaxed);
+            self.opening_max_us.fetch_max(delay, Ordering::Relaxed);
+            return;
+        }
+        self.events.fetch_add(1, Ordering::Relaxed);
+        self.late.fetch_add(late as u64, Ordering::Relaxed);
+        self.delays.lock().unwrap().push(delay);
+    }
 }
 
 /// Reads one stream over plain HTTP/1.1 until `until`, adding every event to `tally`.
@@ -110,6 +144,7 @@ async fn read_stream(
     request: String,
     until: Instant,
     tally: Arc<Tally>,
+    streams: usize,
 ) -> Result<(), String> {
     let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
@@ -141,10 +176,12 @@ async fn read_stream(
             };
             let head = String::from_utf8_lossy(&buffer[..end]).to_string();
             if !head.starts_with("HTTP/1.1 200") {
-                return Err(head.lines().next().unwrap_or("").to_string());
+                let body = String::from_utf8_lossy(&buffer[end + 4..]);
+                return Err(format!("{} {body:.200}", head.replace("\r\n", "; ")));
             }
             buffer.drain(..end + 4);
             head_seen = true;
+            tally.stream_opened(streams);
         }
         // Every `data: <seq> <sent>` line in what arrived; chunk framing lines are skipped.
         let text = String::from_utf8_lossy(&buffer).to_string();
@@ -155,12 +192,7 @@ async fn read_stream(
                 .and_then(|d| d.split(' ').nth(1))
                 .and_then(|s| s.trim().parse::<u64>().ok())
             {
-                let delay = now.saturating_sub(sent);
-                tally.events.fetch_add(1, Ordering::Relaxed);
-                if delay > LATE.as_micros() as u64 {
-                    tally.late.fetch_add(1, Ordering::Relaxed);
-                }
-                tally.delays.lock().unwrap().push(delay);
+                tally.event(now, sent);
             }
         }
         buffer.drain(..keep_from);
@@ -179,6 +211,11 @@ struct Outcome {
     late: u64,
     events: u64,
     failures: Vec<String>,
+    /// How long until every stream was open, and the events of that phase.
+    opening: Duration,
+    opening_events: u64,
+    opening_late: u64,
+    opening_max_ms: f64,
 }
 
 /// Opens `streams` streams (paths from `path_of`), holds them until `until`, and collects.
@@ -192,6 +229,7 @@ fn run_streams(
     length: Duration,
 ) -> Outcome {
     let tally = Arc::new(Tally::default());
+    let started_us = unix_us();
     let until = Instant::now() + length;
     let auth = token
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
@@ -202,7 +240,13 @@ fn run_streams(
                 "GET {} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n{auth}\r\n",
                 path_of(i)
             );
-            runtime.spawn(read_stream(port, request, until, Arc::clone(&tally)))
+            runtime.spawn(read_stream(
+                port,
+                request,
+                until,
+                Arc::clone(&tally),
+                streams,
+            ))
         })
         .collect();
     let mut failures = Vec::new();
@@ -213,11 +257,16 @@ fn run_streams(
     }
     let mut delays = std::mem::take(&mut *tally.delays.lock().unwrap());
     delays.sort_unstable();
+    let all_open_us = tally.all_open_us.load(Ordering::Relaxed);
     Outcome {
         delays,
         late: tally.late.load(Ordering::Relaxed),
         events: tally.events.load(Ordering::Relaxed),
         failures,
+        opening: Duration::from_micros(all_open_us.saturating_sub(started_us)),
+        opening_events: tally.opening_events.load(Ordering::Relaxed),
+        opening_late: tally.opening_late.load(Ordering::Relaxed),
+        opening_max_ms: tally.opening_max_us.load(Ordering::Relaxed) as f64 / 1000.0,
     }
 }
 
@@ -320,8 +369,13 @@ fn main() {
         HOLD.as_secs(),
         LATE.as_millis()
     );
+    // STREAM_LEVELS=2500,5000 tries other counts.
+    let levels: Vec<usize> = std::env::var("STREAM_LEVELS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| LEVELS.to_vec());
     let mut held = 0;
-    for &streams in LEVELS {
+    for streams in levels {
         let checks_before = sluice.status()["authz"]["checks"].as_u64().unwrap_or(0);
         let o = run_streams(
             &runtime,
@@ -339,8 +393,12 @@ fn main() {
             .find_map(|l| l.strip_prefix("VmRSS:").map(|v| v.trim().to_string()))
             .unwrap_or_default();
         println!(
-            "  {streams:>5} streams: {} failed to open, {} events, {} late, p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms; {checks} ext_authz checks; Envoy RSS {rss}",
+            "  {streams:>5} streams: {} failed to open; all open after {:.1} s ({checks} ext_authz checks; {} events meanwhile, {} late, max {:.1} ms); held: {} events, {} late, p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms; Envoy RSS {rss}",
             o.failures.len(),
+            o.opening.as_secs_f64(),
+            o.opening_events,
+            o.opening_late,
+            o.opening_max_ms,
             o.events,
             o.late,
             percentile(&o.delays, 0.5),

@@ -4,6 +4,7 @@
 pub mod http;
 mod probe;
 pub mod reload;
+mod serve;
 pub mod state;
 mod watch;
 
@@ -13,7 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use tracing::{info, warn};
 
 use self::state::{Published, State};
@@ -82,17 +82,10 @@ pub async fn serve(config: PathBuf, model: Model) -> anyhow::Result<ExitCode> {
     tokio::spawn(watch::run(Arc::clone(&state), config));
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    // Small gRPC frames (Check answers, ACK-sized ADS messages) must leave at once: with
-    // Nagle's algorithm on, each would wait ~40 ms for the peer's delayed ACK.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            warn!(error = %e, "cannot set TCP_NODELAY on a connection");
-        }
-    });
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let server = serve::serve(listener, app, async move {
         let _ = stop_rx.await;
     });
-    let server = tokio::spawn(async move { server.await });
+    let server = tokio::spawn(server);
     stop_signal().await;
     info!("stopping");
     let _ = stop_tx.send(());

@@ -1,6 +1,7 @@
 //! sluice's integration tests, in one binary so the suite links once.
 
 mod ads_protocol;
+mod authz_burst;
 mod authz_e2e;
 mod cli;
 mod common;
