@@ -301,6 +301,30 @@ fn judge_sse(
     delays
 }
 
+/// Adds the control stream's figures, then judges every SSE stream and adds its figures;
+/// `particular` runs the checks one test adds for each stream.
+fn judge_streams(
+    v: &mut Verdict,
+    figures: &mut Vec<String>,
+    baseline: &Baseline,
+    streams: &[(&str, Proto, LiveSse)],
+    expected: u64,
+    lasting: Duration,
+    particular: impl Fn(&mut Verdict, &str, &SseLog),
+) {
+    figures.push(format!(
+        "  {:<38} {}",
+        "0 direct SSE, no Envoy (control)",
+        baseline.control.delays().summary()
+    ));
+    for (name, proto, stream) in streams {
+        let log = stream.log.lock().unwrap();
+        let delays = judge_sse(v, name, &log, baseline, *proto, expected, lasting);
+        figures.push(format!("  {name:<38} {}", delays.summary()));
+        particular(v, name, &log);
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // The minute-long test: items 1–5 at once.
 // ---------------------------------------------------------------------------------------
@@ -888,61 +912,54 @@ fn sse_websocket_grpc_download_and_long_poll_flow_for_a_minute_through_route_edi
         )
     });
     let control = control.log.lock().unwrap();
-    figures.push(format!(
-        "  {:<38} {}",
-        "0 direct SSE, no Envoy (control)",
-        control.delays().summary()
-    ));
-    for (name, proto, stream) in &sse {
-        let log = stream.log.lock().unwrap();
-        let delays = judge_sse(
-            &mut v,
-            name,
-            &log,
-            &Baseline {
-                control: &control,
-                envoy_started_us: envoy_started,
-            },
-            *proto,
-            EVENTS,
-            STREAM_FOR - SECOND,
-        );
-        figures.push(format!("  {name:<38} {}", delays.summary()));
-        if name.starts_with('2') {
-            v.check(name, log.header("x-accel-buffering") == Some("no"), || {
-                format!("X-Accel-Buffering is {:?}", log.header("x-accel-buffering"))
-            });
-            v.check(
-                name,
-                log.header("cache-control") == Some("no-cache"),
-                || format!("Cache-Control is {:?}", log.header("cache-control")),
-            );
-            v.check(
-                name,
-                log.header("x-upstream-saw-assertion") == Some("true"),
-                || "the upstream got no identity assertion (pass_identity_headers)".into(),
-            );
-            v.check(
-                name,
-                log.header("x-upstream-accept-encoding") == Some("gzip"),
-                || {
+    let against = Baseline {
+        control: &control,
+        envoy_started_us: envoy_started,
+    };
+    judge_streams(
+        &mut v,
+        &mut figures,
+        &against,
+        &sse,
+        EVENTS,
+        STREAM_FOR - SECOND,
+        |v, name, log| {
+            if name.starts_with('2') {
+                v.check(name, log.header("x-accel-buffering") == Some("no"), || {
+                    format!("X-Accel-Buffering is {:?}", log.header("x-accel-buffering"))
+                });
+                v.check(
+                    name,
+                    log.header("cache-control") == Some("no-cache"),
+                    || format!("Cache-Control is {:?}", log.header("cache-control")),
+                );
+                v.check(
+                    name,
+                    log.header("x-upstream-saw-assertion") == Some("true"),
+                    || "the upstream got no identity assertion (pass_identity_headers)".into(),
+                );
+                v.check(
+                    name,
+                    log.header("x-upstream-accept-encoding") == Some("gzip"),
+                    || {
+                        format!(
+                            "the upstream was offered {:?}, not the client's gzip",
+                            log.header("x-upstream-accept-encoding")
+                        )
+                    },
+                );
+                // Nothing on the path compresses (DESIGN.md: no compressor), so the events
+                // arrive as sent; a compressor would have to flush per event, and this client
+                // would then see gzip and no parseable events.
+                v.check(name, log.header("content-encoding").is_none(), || {
                     format!(
-                        "the upstream was offered {:?}, not the client's gzip",
-                        log.header("x-upstream-accept-encoding")
+                        "the stream came compressed ({:?})",
+                        log.header("content-encoding")
                     )
-                },
-            );
-            // Nothing on the path compresses (DESIGN.md: no compressor), so the events
-            // arrive as sent; a compressor would have to flush per event, and this client
-            // would then see gzip and no parseable events.
-            v.check(name, log.header("content-encoding").is_none(), || {
-                format!(
-                    "the stream came compressed ({:?})",
-                    log.header("content-encoding")
-                )
-            });
-        }
-    }
+                });
+            }
+        },
+    );
 
     // Item 3.
     match &stalled {
@@ -1440,36 +1457,29 @@ routes:
         "streams did not finish in time".into()
     });
     let control = control.log.lock().unwrap();
-    figures.push(format!(
-        "  {:<38} {}",
-        "0 direct SSE, no Envoy (control)",
-        control.delays().summary()
-    ));
-    for (name, proto, stream) in &streams {
-        let log = stream.log.lock().unwrap();
-        let delays = judge_sse(
-            &mut v,
-            name,
-            &log,
-            &Baseline {
-                control: &control,
-                envoy_started_us: envoy_started,
-            },
-            *proto,
-            events,
-            SHORT_STREAM_FOR - SECOND,
-        );
-        figures.push(format!("  {name:<38} {}", delays.summary()));
-        v.check(
-            name,
-            log.header("x-upstream-version") == Some("HTTP/2.0"),
-            || {
-                format!(
-                    "Envoy reached the upstream over {:?}, not HTTP/2",
-                    log.header("x-upstream-version")
-                )
-            },
-        );
-    }
+    let against = Baseline {
+        control: &control,
+        envoy_started_us: envoy_started,
+    };
+    judge_streams(
+        &mut v,
+        &mut figures,
+        &against,
+        &streams,
+        events,
+        SHORT_STREAM_FOR - SECOND,
+        |v, name, log| {
+            v.check(
+                name,
+                log.header("x-upstream-version") == Some("HTTP/2.0"),
+                || {
+                    format!(
+                        "Envoy reached the upstream over {:?}, not HTTP/2",
+                        log.header("x-upstream-version")
+                    )
+                },
+            );
+        },
+    );
     v.finish(&envoy, &figures.join("\n"));
 }

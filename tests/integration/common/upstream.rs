@@ -30,23 +30,13 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn start(name: &str) -> Upstream {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind upstream");
-        let port = listener.local_addr().unwrap().port();
+        let runtime = runtime();
+        let (listener, port) = bind(&runtime);
         let app = router(name);
         runtime.spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Upstream {
-            port,
-            runtime: Some(runtime),
-        }
+        Upstream::running(port, runtime)
     }
 
     /// The same endpoints with TCP_NODELAY on every connection, as Node and Go servers set
@@ -54,10 +44,7 @@ impl Upstream {
     /// HTTP/1.1 and, by prior knowledge, h2c on one port.
     pub fn start_nodelay(name: &str) -> Upstream {
         let runtime = runtime();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind upstream");
-        let port = listener.local_addr().unwrap().port();
+        let (listener, port) = bind(&runtime);
         let app = router(name);
         runtime.spawn(async move {
             let listener = listener.tap_io(|tcp| {
@@ -65,10 +52,7 @@ impl Upstream {
             });
             let _ = axum::serve(listener, app).await;
         });
-        Upstream {
-            port,
-            runtime: Some(runtime),
-        }
+        Upstream::running(port, runtime)
     }
 
     /// The same endpoints over TLS with the test upstream certificate (`upstream.pem`, SANs
@@ -76,10 +60,7 @@ impl Upstream {
     /// http/1.1 by ALPN.
     pub fn start_tls(name: &str) -> Upstream {
         let runtime = runtime();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind upstream");
-        let port = listener.local_addr().unwrap().port();
+        let (listener, port) = bind(&runtime);
         let app = router(name);
         let config =
             super::tls::server_config("upstream.pem", "upstream-key.pem", &[b"h2", b"http/1.1"]);
@@ -87,6 +68,10 @@ impl Upstream {
             let listener = super::tls::TlsListener::new(listener, config);
             let _ = axum::serve(listener, app).await;
         });
+        Upstream::running(port, runtime)
+    }
+
+    fn running(port: u16, runtime: tokio::runtime::Runtime) -> Upstream {
         Upstream {
             port,
             runtime: Some(runtime),
@@ -96,6 +81,15 @@ impl Upstream {
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
+}
+
+/// A listener on a port the OS picks, kept open (no other server can take it meanwhile).
+fn bind(runtime: &tokio::runtime::Runtime) -> (tokio::net::TcpListener, u16) {
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind upstream");
+    let port = listener.local_addr().unwrap().port();
+    (listener, port)
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -336,10 +330,7 @@ pub struct CuttingUpstream {
 impl CuttingUpstream {
     pub fn start(events: u64, every: Duration) -> CuttingUpstream {
         let runtime = runtime();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind upstream");
-        let port = listener.local_addr().unwrap().port();
+        let (listener, port) = bind(&runtime);
         runtime.spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
