@@ -241,6 +241,17 @@ fn broken_configs_report_path_line_and_message() {
             vec![(4, "routes[0].regex", "not a valid regular expression")],
         ),
         (
+            "regex Envoy's RE2 refuses",
+            with_route(
+                "  - from: https://a.example.com\n    regex: '^/a{1001}$'\n    to: http://b\n",
+            ),
+            vec![(
+                4,
+                "routes[0].regex",
+                "more than Envoy's regex engine (RE2) allows (1000)",
+            )],
+        ),
+        (
             "prefix without slash",
             with_route("  - from: https://a.example.com\n    prefix: api\n    to: http://b\n"),
             vec![(4, "routes[0].prefix", "must start with `/`")],

@@ -4,6 +4,7 @@ mod addr;
 mod files;
 mod global;
 mod headers;
+mod regex;
 mod route;
 mod streams;
 

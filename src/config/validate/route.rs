@@ -234,7 +234,7 @@ fn path_match(raw: &RawRoute, path: &KeyPath, diags: &mut Diagnostics) -> Option
     };
     let at = path.key(*key);
     match *key {
-        "regex" => match regex::Regex::new(&value.value) {
+        "regex" => match super::regex::check(&value.value) {
             Ok(_) => Some(PathMatch::Regex(value.value.clone())),
             Err(e) => {
                 diags.error(
@@ -408,7 +408,7 @@ fn forward(
         }
         (Some(p), None) => PathRewrite::Prefix(p.value.clone()),
         (None, Some(r)) => {
-            if let Err(e) = regex::Regex::new(&r.value) {
+            if let Err(e) = super::regex::check(&r.value) {
                 diags.error(
                     r.span,
                     path.key("regex_rewrite_pattern"),
@@ -479,7 +479,7 @@ fn host_rewrite(raw: &RawRoute, path: &KeyPath, diags: &mut Diagnostics) -> Opti
         ));
     }
     if let Some(p) = &raw.host_path_regex_rewrite_pattern {
-        if let Err(e) = regex::Regex::new(&p.value) {
+        if let Err(e) = super::regex::check(&p.value) {
             diags.error(
                 p.span,
                 path.key("host_path_regex_rewrite_pattern"),
