@@ -252,6 +252,17 @@ fn broken_configs_report_path_line_and_message() {
             )],
         ),
         (
+            "Host in set_response_headers",
+            with_route(
+                "  - from: https://a.example.com\n    to: http://b\n    set_response_headers:\n      Host: x\n",
+            ),
+            vec![(
+                6,
+                "routes[0].set_response_headers.Host",
+                "set the `Host` header",
+            )],
+        ),
+        (
             "prefix without slash",
             with_route("  - from: https://a.example.com\n    prefix: api\n    to: http://b\n"),
             vec![(4, "routes[0].prefix", "must start with `/`")],

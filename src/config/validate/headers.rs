@@ -88,7 +88,19 @@ pub fn response_headers(
         return Arc::clone(base);
     };
     warn_nginx_headers(pairs, path, diags);
-    let given = header_map(pairs, path, diags);
+    for (name, _) in &pairs.0 {
+        // Envoy refuses the whole route table otherwise (":-prefixed or host headers may not
+        // be modified").
+        if name.eq_ignore_ascii_case("host") {
+            diags.error(
+                name.span,
+                path.key(name.value.clone()),
+                "Envoy does not let a route set the `Host` header on responses",
+            );
+        }
+    }
+    let mut given = header_map(pairs, path, diags);
+    given.retain(|k, _| !k.eq_ignore_ascii_case("host"));
     if given.keys().any(|k| k.eq_ignore_ascii_case("disable")) {
         return Arc::default();
     }
