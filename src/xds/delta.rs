@@ -93,6 +93,10 @@ struct Stream {
     shared: Shared,
     session: Session<DeltaResponse>,
     types: [TypeState; 4],
+    /// The snapshot this stream last pushed from. Requests are answered from it, not from the
+    /// newest one: an ACK that arrives just after a publish must not send routes ahead of the
+    /// clusters they name; the push that follows sends everything in make-before-break order.
+    seen: Arc<Snapshot>,
 }
 
 pub async fn run(
@@ -115,8 +119,12 @@ pub async fn run(
         shared,
         session,
         types: Default::default(),
+        seen: Arc::new(Snapshot::default()),
     };
     changes.mark_unchanged();
+    // After mark_unchanged: a publish in between is then both seen here and pushed again
+    // (harmlessly: pushes send differences only), never missed.
+    stream.seen = stream.shared.source.current();
     let mut next = Some(first);
     let result: Result<(), Closed> = async {
         loop {
@@ -214,7 +222,7 @@ impl Stream {
             .collect();
 
         if first || subscription_changed {
-            let snapshot = self.shared.source.current();
+            let snapshot = Arc::clone(&self.seen);
             let changes = self.types[ty.index()].changes(ty, &snapshot, true, true);
             // The first wildcard request is always answered, even with nothing, so a fresh
             // Envoy finishes initialising.
@@ -228,6 +236,7 @@ impl Stream {
     /// A new snapshot: send what changed, in make-before-break order.
     async fn push(&mut self) -> Result<(), Closed> {
         let snapshot = self.shared.source.current();
+        self.seen = Arc::clone(&snapshot);
         for step in PUSH_ORDER {
             let (ty, updates, removals) = match step {
                 Step::AddClusters => (ResourceType::Cluster, true, false),
@@ -263,7 +272,7 @@ impl Stream {
         let bytes = payload_bytes(&changes.updates);
         self.session.handle.sent(ty, &nonce, &version, held, bytes);
         debug!(node_id = %self.session.node_id, %ty, %version, updates = changes.updates.len(), removed = changes.removed.len(), bytes, "sending");
-        let generation = self.shared.source.current().generation;
+        let generation = self.seen.generation;
         self.session
             .send(DeltaResponse {
                 system_version_info: format!("generation-{generation}"),

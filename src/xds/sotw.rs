@@ -53,6 +53,10 @@ struct Stream {
     shared: Shared,
     session: Session<SotwResponse>,
     types: [TypeState; 4],
+    /// The snapshot this stream last pushed from. Requests are answered from it, not from the
+    /// newest one: an ACK that arrives just after a publish must not send routes ahead of the
+    /// clusters they name; the push that follows sends everything in make-before-break order.
+    seen: Arc<Snapshot>,
 }
 
 pub async fn run(
@@ -76,8 +80,12 @@ pub async fn run(
         shared,
         session,
         types: Default::default(),
+        seen: Arc::new(Snapshot::default()),
     };
     changes.mark_unchanged();
+    // After mark_unchanged: a publish in between is then both seen here and pushed again
+    // (harmlessly: pushes send differences only), never missed.
+    stream.seen = stream.shared.source.current();
     let mut next = Some(first);
     let result: Result<(), Closed> = async {
         loop {
@@ -144,7 +152,7 @@ impl Stream {
         state.requested = true;
         let subscription_changed = before != (state.wildcard, state.names.clone());
 
-        let snapshot = self.shared.source.current();
+        let snapshot = Arc::clone(&self.seen);
         let wanted = state.wanted(ty, &snapshot);
         if first && !req.version_info.is_empty() && req.version_info == version_of(wanted.values())
         {
@@ -183,6 +191,7 @@ impl Stream {
     /// A new snapshot: send what changed, in make-before-break order.
     async fn push(&mut self) -> Result<(), Closed> {
         let snapshot = self.shared.source.current();
+        self.seen = Arc::clone(&snapshot);
         for step in PUSH_ORDER {
             let (ty, keep_removed) = match step {
                 Step::AddClusters => (ResourceType::Cluster, true),
