@@ -201,6 +201,24 @@ pub struct Forward {
     pub hash_on_routing_key: bool,
 }
 
+impl Forward {
+    /// To sluice's own port (JWKS, the stream probe), as the request came: no rewrites.
+    pub fn to_sluice(timeout: Duration) -> Forward {
+        Forward {
+            cluster: names::SLUICE_CLUSTER.into(),
+            timeout,
+            idle_timeout: None,
+            grpc_timeout_header_max: None,
+            prefix_rewrite: None,
+            regex_rewrite: None,
+            host_rewrite: HostRewrite::Preserve,
+            append_x_forwarded_host: false,
+            upgrades: Vec::new(),
+            hash_on_routing_key: false,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Hash)]
 pub struct RegexRewrite {
     pub pattern: String,

@@ -7,9 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::matching::path_matches;
-use super::{
-    Action, Authz, Forward, HeaderMatch, HostRewrite, PathMatch, Route, VirtualHost, names,
-};
+use super::{Action, Authz, Forward, HeaderMatch, PathMatch, Route, VirtualHost, names};
 use crate::config::model::StreamProbe;
 
 /// Adds the probe routes to a virtual host, after sluice's own routes and before the config's.
@@ -74,19 +72,8 @@ fn probe_route(
         config_route,
         path: PathMatch::Exact(names::STREAM_PROBE_PATH.into()),
         headers: authority.cloned().into_iter().collect(),
-        action: Action::Forward(Forward {
-            cluster: names::SLUICE_CLUSTER.into(),
-            // A stream: bounded by the stream idle timeout, never by a route timeout.
-            timeout: Duration::ZERO,
-            idle_timeout: None,
-            grpc_timeout_header_max: None,
-            prefix_rewrite: None,
-            regex_rewrite: None,
-            host_rewrite: HostRewrite::Preserve,
-            append_x_forwarded_host: false,
-            upgrades: Vec::new(),
-            hash_on_routing_key: false,
-        }),
+        // A stream: bounded by the stream idle timeout, never by a route timeout.
+        action: Action::Forward(Forward::to_sluice(Duration::ZERO)),
         request_headers_to_remove: Arc::default(),
         response_headers: Arc::default(),
         authz,

@@ -4,14 +4,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryRequest;
 use tokio::sync::mpsc;
 use tonic::{Status, Streaming};
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use super::snapshot::{Resource, Snapshot};
 use super::status::{Flavour, Reply};
-use super::stream::{Closed, Session, Shared, payload_bytes};
+use super::stream::{Closed, Protocol, Session, Shared, drive, payload_bytes};
 use super::types::{PUSH_ORDER, ResourceType, Step};
 use super::wire::DeltaResponse;
 use crate::hashing::content_hash;
@@ -101,60 +102,31 @@ struct Stream {
 
 pub async fn run(
     shared: Shared,
-    mut requests: Streaming<DeltaDiscoveryRequest>,
+    requests: Streaming<DeltaDiscoveryRequest>,
     out: mpsc::Sender<Result<DeltaResponse, Status>>,
 ) {
-    let mut changes = shared.source.subscribe();
-    let first = match requests.message().await {
-        Ok(Some(first)) => first,
-        _ => return,
-    };
-    let node = first.node.clone().unwrap_or_default();
-    let handle = shared
-        .registry
-        .connect(&node.id, &node.cluster, Flavour::Delta);
-    info!(node_id = %node.id, node_cluster = %node.cluster, "Envoy connected (ADS, delta)");
-    let session = Session::new(node.id.clone(), handle, out);
-    let mut stream = Stream {
-        shared,
-        session,
-        types: Default::default(),
-        seen: Arc::new(Snapshot::default()),
-    };
-    changes.mark_unchanged();
-    // After mark_unchanged: a publish in between is then both seen here and pushed again
-    // (harmlessly: pushes send differences only), never missed.
-    stream.seen = stream.shared.source.current();
-    let mut next = Some(first);
-    let result: Result<(), Closed> = async {
-        loop {
-            if let Some(request) = next.take() {
-                stream.on_request(request).await?;
-            }
-            tokio::select! {
-                message = requests.message() => match message {
-                    Ok(Some(request)) => next = Some(request),
-                    Ok(None) => return Ok(()),
-                    Err(status) => {
-                        debug!(node_id = %stream.session.node_id, %status, "ADS stream ended");
-                        return Ok(());
-                    }
-                },
-                changed = changes.changed() => {
-                    if changed.is_err() {
-                        return Ok(());
-                    }
-                    stream.push().await?;
-                }
-            }
-        }
-    }
-    .await;
-    let _ = result;
-    info!(node_id = %stream.session.node_id, "Envoy disconnected (ADS, delta)");
+    drive::<Stream>(shared, requests, out).await
 }
 
-impl Stream {
+impl Protocol for Stream {
+    type Request = DeltaDiscoveryRequest;
+    type Response = DeltaResponse;
+    const FLAVOUR: Flavour = Flavour::Delta;
+    const NAME: &'static str = "delta";
+
+    fn node(first: &DeltaDiscoveryRequest) -> Option<Node> {
+        first.node.clone()
+    }
+
+    fn start(shared: Shared, session: Session<DeltaResponse>, seen: Arc<Snapshot>) -> Self {
+        Stream {
+            shared,
+            session,
+            types: Default::default(),
+            seen,
+        }
+    }
+
     async fn on_request(&mut self, req: DeltaDiscoveryRequest) -> Result<(), Closed> {
         let Some(ty) = ResourceType::from_type_url(&req.type_url) else {
             debug!(node_id = %self.session.node_id, type_url = %req.type_url, "request for a type sluice does not serve");
@@ -233,7 +205,6 @@ impl Stream {
         Ok(())
     }
 
-    /// A new snapshot: send what changed, in make-before-break order.
     async fn push(&mut self) -> Result<(), Closed> {
         let snapshot = self.shared.source.current();
         self.seen = Arc::clone(&snapshot);
@@ -254,7 +225,9 @@ impl Stream {
         }
         Ok(())
     }
+}
 
+impl Stream {
     async fn send(&mut self, ty: ResourceType, changes: Changes) -> Result<(), Closed> {
         let state = &mut self.types[ty.index()];
         for r in &changes.updates {

@@ -4,14 +4,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
 use tokio::sync::mpsc;
 use tonic::{Status, Streaming};
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use super::snapshot::{Resource, Snapshot};
 use super::status::{Flavour, Reply};
-use super::stream::{Closed, Session, Shared, payload_bytes, version_of};
+use super::stream::{Closed, Protocol, Session, Shared, drive, payload_bytes, version_of};
 use super::types::{PUSH_ORDER, ResourceType, Step};
 use super::wire::SotwResponse;
 
@@ -61,61 +62,31 @@ struct Stream {
 
 pub async fn run(
     shared: Shared,
-    mut requests: Streaming<DiscoveryRequest>,
+    requests: Streaming<DiscoveryRequest>,
     out: mpsc::Sender<Result<SotwResponse, Status>>,
 ) {
-    let mut changes = shared.source.subscribe();
-    // The node comes with the first request only (`set_node_on_first_message_only`).
-    let first = match requests.message().await {
-        Ok(Some(first)) => first,
-        _ => return,
-    };
-    let node = first.node.clone().unwrap_or_default();
-    let handle = shared
-        .registry
-        .connect(&node.id, &node.cluster, Flavour::Sotw);
-    info!(node_id = %node.id, node_cluster = %node.cluster, "Envoy connected (ADS, state of the world)");
-    let session = Session::new(node.id.clone(), handle, out);
-    let mut stream = Stream {
-        shared,
-        session,
-        types: Default::default(),
-        seen: Arc::new(Snapshot::default()),
-    };
-    changes.mark_unchanged();
-    // After mark_unchanged: a publish in between is then both seen here and pushed again
-    // (harmlessly: pushes send differences only), never missed.
-    stream.seen = stream.shared.source.current();
-    let mut next = Some(first);
-    let result: Result<(), Closed> = async {
-        loop {
-            if let Some(request) = next.take() {
-                stream.on_request(request).await?;
-            }
-            tokio::select! {
-                message = requests.message() => match message {
-                    Ok(Some(request)) => next = Some(request),
-                    Ok(None) => return Ok(()),
-                    Err(status) => {
-                        debug!(node_id = %stream.session.node_id, %status, "ADS stream ended");
-                        return Ok(());
-                    }
-                },
-                changed = changes.changed() => {
-                    if changed.is_err() {
-                        return Ok(());
-                    }
-                    stream.push().await?;
-                }
-            }
-        }
-    }
-    .await;
-    let _ = result;
-    info!(node_id = %stream.session.node_id, "Envoy disconnected (ADS, state of the world)");
+    drive::<Stream>(shared, requests, out).await
 }
 
-impl Stream {
+impl Protocol for Stream {
+    type Request = DiscoveryRequest;
+    type Response = SotwResponse;
+    const FLAVOUR: Flavour = Flavour::Sotw;
+    const NAME: &'static str = "state of the world";
+
+    fn node(first: &DiscoveryRequest) -> Option<Node> {
+        first.node.clone()
+    }
+
+    fn start(shared: Shared, session: Session<SotwResponse>, seen: Arc<Snapshot>) -> Self {
+        Stream {
+            shared,
+            session,
+            types: Default::default(),
+            seen,
+        }
+    }
+
     async fn on_request(&mut self, req: DiscoveryRequest) -> Result<(), Closed> {
         let Some(ty) = ResourceType::from_type_url(&req.type_url) else {
             debug!(node_id = %self.session.node_id, type_url = %req.type_url, "request for a type sluice does not serve");
@@ -171,24 +142,6 @@ impl Stream {
         Ok(())
     }
 
-    fn record_reply(&mut self, ty: ResourceType, req: &DiscoveryRequest) {
-        if req.response_nonce.is_empty() {
-            return;
-        }
-        let error = req.error_detail.as_ref().map(|e| e.message.clone());
-        match self.session.handle.replied(ty, &req.response_nonce, error) {
-            Some(Reply::Nack { version, error }) => warn!(
-                node_id = %self.session.node_id, %ty, %version, %error,
-                "Envoy rejected an update (NACK); it keeps serving its last good config"
-            ),
-            Some(Reply::Ack { version }) => {
-                debug!(node_id = %self.session.node_id, %ty, %version, "ACK")
-            }
-            None => {}
-        }
-    }
-
-    /// A new snapshot: send what changed, in make-before-break order.
     async fn push(&mut self) -> Result<(), Closed> {
         let snapshot = self.shared.source.current();
         self.seen = Arc::clone(&snapshot);
@@ -214,6 +167,25 @@ impl Stream {
             }
         }
         Ok(())
+    }
+}
+
+impl Stream {
+    fn record_reply(&mut self, ty: ResourceType, req: &DiscoveryRequest) {
+        if req.response_nonce.is_empty() {
+            return;
+        }
+        let error = req.error_detail.as_ref().map(|e| e.message.clone());
+        match self.session.handle.replied(ty, &req.response_nonce, error) {
+            Some(Reply::Nack { version, error }) => warn!(
+                node_id = %self.session.node_id, %ty, %version, %error,
+                "Envoy rejected an update (NACK); it keeps serving its last good config"
+            ),
+            Some(Reply::Ack { version }) => {
+                debug!(node_id = %self.session.node_id, %ty, %version, "ACK")
+            }
+            None => {}
+        }
     }
 
     async fn send(

@@ -142,6 +142,7 @@ async fn sse(
             return None;
         }
         if i > 0 {
+            // The pacing under test: one event per interval.
             tokio::time::sleep(every).await;
         }
         let sent_at = std::time::SystemTime::now()
@@ -194,6 +195,8 @@ async fn ws(upgrade: WebSocketUpgrade) -> Response {
     })
 }
 
+/// An upstream that stalls for `ms` before answering: the stall is the behaviour under test
+/// (route timeouts, long polls).
 async fn slow(Query(q): Query<HashMap<String, String>>) -> impl IntoResponse {
     tokio::time::sleep(Duration::from_millis(number(&q, "ms", 1000))).await;
     "slow done"
@@ -333,9 +336,10 @@ impl CuttingUpstream {
         let (listener, port) = bind(&runtime);
         runtime.spawn(async move {
             loop {
+                // A loopback listener that cannot accept is broken: stop, so the test fails
+                // on the missing upstream rather than this loop spinning.
                 let Ok((tcp, _)) = listener.accept().await else {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
+                    return;
                 };
                 tokio::spawn(cut_after(tcp, events, every));
             }
@@ -373,6 +377,7 @@ async fn cut_after(mut tcp: tokio::net::TcpStream, events: u64, every: Duration)
     }
     for id in 0..events {
         if id > 0 {
+            // The pacing under test: one event per interval.
             tokio::time::sleep(every).await;
         }
         let event = format!("id: {id}\ndata: {id} {}\n\n", now_us());
