@@ -49,6 +49,12 @@ pub fn snapshot_for(model: &Model, generation: u64) -> Snapshot {
     );
     resources.extend(
         encoded
+            .scopes
+            .into_iter()
+            .map(|e| (ResourceType::ScopedRoute, to_resource(e))),
+    );
+    resources.extend(
+        encoded
             .clusters
             .into_iter()
             .map(|e| (ResourceType::Cluster, to_resource(e))),
@@ -124,6 +130,15 @@ pub fn reload(state: &Arc<State>, path: &Path) -> Outcome {
     status.succeeded += 1;
     status.generation = generation;
     drop(status);
+    let listeners = snapshot.changed_since(&current.snapshot, ResourceType::Listener);
+    if !listeners.is_empty() {
+        // Route edits never get here; listener settings, and a switch between one route table
+        // and per-host tables (the first or last wildcard route), do.
+        warn!(
+            ?listeners,
+            "listener settings changed: Envoy replaces these listeners and drains their open connections gracefully (sluice_drain_time)"
+        );
+    }
     let routes = model.routes.len();
     state.publish(Published::new(snapshot, model, &state.generated_signer));
     info!(

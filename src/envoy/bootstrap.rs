@@ -117,6 +117,7 @@ pub fn render(ir: &Ir, admin_address: &SocketAddr, node: &NodeIdentity) -> Boots
     let Resources {
         listeners,
         route_configs: _,
+        scopes: _,
         clusters,
         secrets,
     } = translate(ir, Delivery::Static);

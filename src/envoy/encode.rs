@@ -5,7 +5,7 @@
 
 use prost::Message;
 
-use super::{Delivery, cluster, listener, route, secret};
+use super::{Delivery, cluster, listener, per_host_tables, route, scope, secret};
 use crate::hashing::{content_hash, content_hash_u64};
 use crate::ir;
 
@@ -24,6 +24,7 @@ pub struct EncodedResource {
 pub struct EncodedResources {
     pub listeners: Vec<EncodedResource>,
     pub route_configs: Vec<EncodedResource>,
+    pub scopes: Vec<EncodedResource>,
     pub clusters: Vec<EncodedResource>,
     pub secrets: Vec<EncodedResource>,
 }
@@ -32,12 +33,36 @@ pub struct EncodedResources {
 const VIRTUAL_HOSTS_FIELD: u32 = 2;
 
 pub fn encode(ir: ir::Ir) -> EncodedResources {
+    let per_host: Vec<String> = per_host_tables(&ir).into_iter().map(String::from).collect();
     let ir::Ir {
         listeners,
-        route_configs,
+        route_configs: tables,
         clusters,
         secrets,
     } = ir;
+    let mut route_configs = Vec::new();
+    let mut scopes = Vec::new();
+    for rc in tables {
+        if !per_host.contains(&rc.name) {
+            route_configs.push(encode_route_config(rc));
+            continue;
+        }
+        let encoded = crate::parallel::map(scope::split(rc), |t| {
+            let scope_resource = resource(
+                &t.scope,
+                &(&t.host, &t.table.name),
+                scope::scope(&t, None).encode_to_vec(),
+            );
+            let table = route::route_configuration(&t.table).encode_to_vec();
+            (scope_resource, resource(&t.table.name, &t.table, table))
+        });
+        for (scope_resource, table) in encoded {
+            scopes.push(scope_resource);
+            route_configs.push(table);
+        }
+    }
+    route_configs.sort_by(|a, b| a.name.cmp(&b.name));
+    scopes.sort_by(|a, b| a.name.cmp(&b.name));
     EncodedResources {
         listeners: listeners
             .into_iter()
@@ -45,11 +70,13 @@ pub fn encode(ir: ir::Ir) -> EncodedResources {
                 resource(
                     &l.name,
                     &l,
-                    listener::listener(&l, None, Delivery::Ads).encode_to_vec(),
+                    listener::listener(&l, listener::Inline::Nothing, Delivery::Ads)
+                        .encode_to_vec(),
                 )
             })
             .collect(),
-        route_configs: route_configs.into_iter().map(encode_route_config).collect(),
+        route_configs,
+        scopes,
         clusters: crate::parallel::map(clusters, |c| {
             resource(&c.name, &c, cluster::cluster(&c).encode_to_vec())
         }),

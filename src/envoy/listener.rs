@@ -7,7 +7,7 @@ use envoy_types::pb::envoy::config::core::v3::{
 use envoy_types::pb::envoy::config::listener::v3::{
     Filter, FilterChain, Listener, QuicProtocolOptions, UdpListenerConfig, filter,
 };
-use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, ScopedRouteConfiguration};
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, Rds, http_connection_manager,
 };
@@ -20,16 +20,21 @@ use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value};
 use super::Delivery;
 use super::common::{ads_config_source, any, duration, socket_address};
 use super::filters::http_filters;
+use super::scope::scoped_routes;
 use crate::ir;
 
 const HCM: &str = "envoy.filters.network.http_connection_manager";
 
-/// `route_config` is the listener's route table, used only when delivering statically.
-pub fn listener(
-    l: &ir::Listener,
-    route_config: Option<&RouteConfiguration>,
-    delivery: Delivery,
-) -> Listener {
+/// What a static bootstrap carries inside a connection manager in place of RDS and SRDS.
+#[derive(Clone, Copy)]
+pub enum Inline<'a> {
+    Nothing,
+    Table(&'a RouteConfiguration),
+    /// The scopes of a per-host table, each holding its host's table.
+    Scopes(&'a [ScopedRouteConfiguration]),
+}
+
+pub fn listener(l: &ir::Listener, inline: Inline<'_>, delivery: Delivery) -> Listener {
     let quic = l.transport == ir::Transport::Quic;
     let transport_socket = l.tls.as_ref().map(|tls| {
         let context = DownstreamTlsContext {
@@ -60,9 +65,7 @@ pub fn listener(
             filters: vec![Filter {
                 name: HCM.into(),
                 config_type: Some(filter::ConfigType::TypedConfig(any(connection_manager(
-                    &l.hcm,
-                    route_config,
-                    delivery,
+                    &l.hcm, inline, delivery,
                 )))),
             }],
             transport_socket,
@@ -104,15 +107,22 @@ fn common_tls(tls: &ir::DownstreamTls, delivery: Delivery) -> CommonTlsContext {
 
 fn connection_manager(
     h: &ir::Hcm,
-    route_config: Option<&RouteConfiguration>,
+    inline: Inline<'_>,
     delivery: Delivery,
 ) -> HttpConnectionManager {
     use http_connection_manager::{CodecType, PathWithEscapedSlashesAction, RouteSpecifier};
-    let route_specifier = match (delivery, route_config) {
-        (Delivery::Static, Some(rc)) => RouteSpecifier::RouteConfig(rc.clone()),
-        _ => RouteSpecifier::Rds(Rds {
+    let route_specifier = match (&h.routes, inline) {
+        (ir::RouteTable::PerHost(table), inline) => {
+            let scopes = match inline {
+                Inline::Scopes(scopes) => scopes.to_vec(),
+                _ => Vec::new(),
+            };
+            RouteSpecifier::ScopedRoutes(scoped_routes(table, delivery, scopes))
+        }
+        (ir::RouteTable::Single(_), Inline::Table(rc)) => RouteSpecifier::RouteConfig(rc.clone()),
+        (ir::RouteTable::Single(name), _) => RouteSpecifier::Rds(Rds {
             config_source: Some(ads_config_source()),
-            route_config_name: h.route_config.clone(),
+            route_config_name: name.clone(),
         }),
     };
     HttpConnectionManager {

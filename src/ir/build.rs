@@ -84,13 +84,18 @@ pub fn build(model: &Model) -> Ir {
             format!("h3=\":{}\"; ma=86400", g.address.port()),
         );
     }
+    let main_routes = if vhosts.keys().all(|host| scopable_host(host)) {
+        RouteTable::PerHost(names::MAIN_ROUTES.into())
+    } else {
+        RouteTable::Single(names::MAIN_ROUTES.into())
+    };
     let mut route_configs = vec![RouteConfig {
         name: names::MAIN_ROUTES.into(),
         virtual_hosts: vhosts.into_values().collect(),
         response_headers,
     }];
 
-    let mut listeners = main_listeners(g, &secrets);
+    let mut listeners = main_listeners(g, &secrets, &main_routes);
     if let Some(addr) = g.http_redirect_addr {
         listeners.push(Listener {
             name: names::REDIRECT_LISTENER.into(),
@@ -101,9 +106,9 @@ pub fn build(model: &Model) -> Ir {
             hcm: Hcm {
                 stat_prefix: "http-redirect".into(),
                 codec: Codec::Auto,
-                route_config: names::REDIRECT_ROUTES.into(),
+                routes: RouteTable::Single(names::REDIRECT_ROUTES.into()),
                 ext_authz: None,
-                ..hcm(g, Codec::Auto)
+                ..hcm(g, Codec::Auto, &main_routes)
             },
         });
         route_configs.push(redirect_routes(g));
@@ -143,11 +148,18 @@ fn internal_routes() -> Vec<Route> {
         .collect()
 }
 
-fn hcm(g: &Global, codec: Codec) -> Hcm {
+/// Whether requests for `host` can find their table by an exact match on the `:authority`
+/// up to its port, as per-host scopes do. A wildcard cannot, nor an IPv6 literal, whose
+/// colons would be taken for the port's.
+fn scopable_host(host: &str) -> bool {
+    !host.contains('*') && !host.contains(':')
+}
+
+fn hcm(g: &Global, codec: Codec, routes: &RouteTable) -> Hcm {
     Hcm {
         stat_prefix: "ingress".into(),
         codec,
-        route_config: names::MAIN_ROUTES.into(),
+        routes: routes.clone(),
         request_timeout: g.timeout_read.value,
         stream_idle_timeout: g.timeout_idle.value,
         connection_idle_timeout: g.timeout_idle.value,
@@ -160,7 +172,7 @@ fn hcm(g: &Global, codec: Codec) -> Hcm {
     }
 }
 
-fn main_listeners(g: &Global, secrets: &[Secret]) -> Vec<Listener> {
+fn main_listeners(g: &Global, secrets: &[Secret], routes: &RouteTable) -> Vec<Listener> {
     let certificates: Vec<String> = secrets.iter().map(|s| s.name.clone()).collect();
     let (codec, alpn) = match g.codec_type {
         CodecType::Auto | CodecType::Http3 => (Codec::Auto, vec!["h2", "http/1.1"]),
@@ -177,7 +189,7 @@ fn main_listeners(g: &Global, secrets: &[Secret]) -> Vec<Listener> {
         transport: Transport::Tcp,
         tls,
         buffer_limit_bytes: BUFFER_LIMIT_BYTES,
-        hcm: hcm(g, codec),
+        hcm: hcm(g, codec, routes),
     }];
     if g.codec_type == CodecType::Http3 {
         out.push(Listener {
@@ -189,7 +201,7 @@ fn main_listeners(g: &Global, secrets: &[Secret]) -> Vec<Listener> {
                 alpn: vec!["h3".into()],
             }),
             buffer_limit_bytes: BUFFER_LIMIT_BYTES,
-            hcm: hcm(g, Codec::Http3),
+            hcm: hcm(g, Codec::Http3, routes),
         });
     }
     out

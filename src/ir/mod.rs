@@ -77,9 +77,9 @@ pub enum Codec {
 pub struct Hcm {
     pub stat_prefix: String,
     pub codec: Codec,
-    /// The RDS route configuration name (routes are never inline, so route edits never
+    /// Where the route table comes from (routes are never inline, so route edits never
     /// touch the listener).
-    pub route_config: String,
+    pub routes: RouteTable,
     /// Bounds receiving the request, never the response.
     #[serde(with = "go_duration")]
     pub request_timeout: Duration,
@@ -95,6 +95,28 @@ pub struct Hcm {
     #[serde(with = "go_duration")]
     pub drain_timeout: Duration,
     pub ext_authz: Option<ExtAuthz>,
+}
+
+/// How a connection manager finds its route table, named after the IR `RouteConfig`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteTable {
+    /// The whole table as one RouteConfiguration over RDS. Needed when a route matches many
+    /// hosts (`*` or `*.example.com`), since only one table can hold such a route.
+    Single(String),
+    /// The table split into one RouteConfiguration per host, picked by the request's host
+    /// through scoped routes (SRDS). An edit to one host's routes re-sends and rebuilds only
+    /// that host's table, so a large config updates in time proportional to the edit.
+    PerHost(String),
+}
+
+impl RouteTable {
+    /// The IR route table this refers to.
+    pub fn name(&self) -> &str {
+        match self {
+            RouteTable::Single(name) | RouteTable::PerHost(name) => name,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Hash)]

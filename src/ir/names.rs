@@ -49,3 +49,13 @@ pub fn cluster(first_host: &str, first_port: u16, identity: &str) -> String {
 }
 
 pub use crate::hashing::content_hash;
+
+/// The route table of one host, split out of `table` (see `ir::RouteTable::PerHost`).
+pub fn host_routes(table: &str, host: &str) -> String {
+    format!("{table}/{host}")
+}
+
+/// The scope that sends requests for `host` to its table (`host_routes`).
+pub fn host_scope(table: &str, host: &str) -> String {
+    format!("scope/{}/{host}", table.trim_start_matches("routes/"))
+}

@@ -93,7 +93,7 @@ impl TypeState {
 struct Stream {
     shared: Shared,
     session: Session<DeltaResponse>,
-    types: [TypeState; 4],
+    types: [TypeState; ResourceType::COUNT],
     /// The snapshot this stream last pushed from. Requests are answered from it, not from the
     /// newest one: an ACK that arrives just after a publish must not send routes ahead of the
     /// clusters they name; the push that follows sends everything in make-before-break order.

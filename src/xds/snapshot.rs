@@ -26,7 +26,7 @@ pub type Resources = BTreeMap<String, Arc<Resource>>;
 pub struct Snapshot {
     /// Counts published snapshots; for logs and status only.
     pub generation: u64,
-    by_type: [Resources; 4],
+    by_type: [Resources; ResourceType::COUNT],
 }
 
 impl Snapshot {
@@ -34,7 +34,7 @@ impl Snapshot {
         generation: u64,
         resources: impl IntoIterator<Item = (ResourceType, Resource)>,
     ) -> Self {
-        let mut by_type: [Resources; 4] = Default::default();
+        let mut by_type: [Resources; ResourceType::COUNT] = Default::default();
         for (ty, r) in resources {
             by_type[ty.index()].insert(r.name.clone(), Arc::new(r));
         }
@@ -57,6 +57,24 @@ impl Snapshot {
                     .zip(b)
                     .all(|((na, ra), (nb, rb))| na == nb && ra.version == rb.version)
         })
+    }
+
+    /// Names of the resources of `ty` that are new, changed or gone since `previous`.
+    pub fn changed_since<'a>(&'a self, previous: &'a Snapshot, ty: ResourceType) -> Vec<&'a str> {
+        let (now, before) = (self.resources(ty), previous.resources(ty));
+        let mut names: Vec<&str> = now
+            .iter()
+            .filter(|(name, r)| before.get(*name).is_none_or(|b| b.version != r.version))
+            .map(|(name, _)| name.as_str())
+            .chain(
+                before
+                    .keys()
+                    .filter(|name| !now.contains_key(*name))
+                    .map(String::as_str),
+            )
+            .collect();
+        names.sort_unstable();
+        names
     }
 
     pub fn total_bytes(&self) -> usize {

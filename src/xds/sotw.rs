@@ -1,5 +1,5 @@
 //! State-of-the-world ADS streams: each response carries the whole set of a type (listeners,
-//! clusters) or every subscribed resource (route tables, secrets).
+//! clusters, scopes), every subscribed secret, or the subscribed route tables that changed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -53,7 +53,7 @@ impl TypeState {
 struct Stream {
     shared: Shared,
     session: Session<SotwResponse>,
-    types: [TypeState; 4],
+    types: [TypeState; ResourceType::COUNT],
     /// The snapshot this stream last pushed from. Requests are answered from it, not from the
     /// newest one: an ACK that arrives just after a publish must not send routes ahead of the
     /// clusters they name; the push that follows sends everything in make-before-break order.
@@ -193,13 +193,28 @@ impl Stream {
         ty: ResourceType,
         wanted: BTreeMap<String, Arc<Resource>>,
     ) -> Result<(), Closed> {
-        let resources: Vec<Arc<Resource>> = wanted.values().cloned().collect();
-        let version_info = version_of(&resources);
+        // The version names everything the client holds of the type once it applies this.
+        let version_info = version_of(wanted.values());
+        let state = &self.types[ty.index()];
+        let resources: Vec<Arc<Resource>> = if ty.sotw_sends_changes_only() {
+            wanted
+                .iter()
+                .filter(|(name, r)| state.sent.get(*name).is_none_or(|s| s.version != r.version))
+                .map(|(_, r)| Arc::clone(r))
+                .collect()
+        } else {
+            wanted.values().cloned().collect()
+        };
+        if resources.is_empty() && ty.sotw_sends_changes_only() {
+            // Only unsubscribed tables went away: the client expects no answer to that.
+            self.types[ty.index()].sent = wanted;
+            return Ok(());
+        }
         let nonce = self.session.next_nonce();
         let bytes = payload_bytes(&resources);
         self.session
             .handle
-            .sent(ty, &nonce, &version_info, resources.len(), bytes);
+            .sent(ty, &nonce, &version_info, wanted.len(), bytes);
         debug!(node_id = %self.session.node_id, %ty, version = %version_info, resources = resources.len(), bytes, "sending");
         let state = &mut self.types[ty.index()];
         state.last_nonce = Some(nonce.clone());

@@ -151,7 +151,7 @@ pub struct ConnectionHandle {
     pub id: u64,
     registry: Arc<Registry>,
     /// Per type: (nonce, version) of responses not yet acknowledged.
-    in_flight: [VecDeque<(String, String)>; 4],
+    in_flight: [VecDeque<(String, String)>; ResourceType::COUNT],
 }
 
 /// What a request said about an earlier response.

@@ -18,6 +18,7 @@ use tonic::Streaming;
 const CDS: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
 const LDS: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
 const RDS: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
+const SRDS: &str = "type.googleapis.com/envoy.config.route.v3.ScopedRouteConfiguration";
 
 /// A snapshot source the test controls.
 struct Source {
@@ -280,10 +281,43 @@ async fn sotw_named_subscriptions_and_stale_nonces() {
     s.send(RDS, &["r1", "r2"], &first.version_info, &first.nonce, None)
         .await;
     let both = s.next().await;
-    assert_eq!(names(&both), ["r1@1", "r2@1"]);
+    // Route tables go out when they change: the client keeps r1, so only r2 comes; the
+    // version names both.
+    assert_eq!(names(&both), ["r2@1"]);
+    assert_ne!(both.version_info, first.version_info);
+    s.send(RDS, &["r1", "r2"], &both.version_info, &both.nonce, None)
+        .await;
+    s.quiet().await;
+
+    // An edit to r1 sends r1 alone; scopes are a wildcard type, sent whole.
+    srv.source.publish(snapshot(
+        2,
+        &[
+            (ResourceType::RouteConfiguration, "r1", "2"),
+            (ResourceType::RouteConfiguration, "r2", "1"),
+            (ResourceType::ScopedRoute, "s1", "1"),
+            (ResourceType::ScopedRoute, "s2", "1"),
+        ],
+    ));
+    let edit = s.next().await;
+    assert_eq!(names(&edit), ["r1@2"]);
+    s.send(SRDS, &[], "", "", None).await;
+    let scopes = s.next().await;
+    assert_eq!(names(&scopes), ["s1@1", "s2@1"]);
+    srv.source.publish(snapshot(
+        3,
+        &[
+            (ResourceType::RouteConfiguration, "r1", "2"),
+            (ResourceType::RouteConfiguration, "r2", "1"),
+            (ResourceType::ScopedRoute, "s1", "2"),
+            (ResourceType::ScopedRoute, "s2", "1"),
+        ],
+    ));
+    let scopes = s.next().await;
+    assert_eq!(names(&scopes), ["s1@2", "s2@1"], "every scope, every time");
 
     // A name nothing provides gets no response (the client waits for it).
-    s.send(RDS, &["missing"], &both.version_info, &both.nonce, None)
+    s.send(RDS, &["missing"], &edit.version_info, &edit.nonce, None)
         .await;
     s.quiet().await;
 }

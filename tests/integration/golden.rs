@@ -38,6 +38,7 @@ fn resources_json(r: &Resources) -> Value {
     json!({
         "listeners": all(r.listeners.iter().map(|m| to_json(m).unwrap()).collect()),
         "route_configs": all(r.route_configs.iter().map(|m| to_json(m).unwrap()).collect()),
+        "scopes": all(r.scopes.iter().map(|m| to_json(m).unwrap()).collect()),
         "clusters": all(r.clusters.iter().map(|m| to_json(m).unwrap()).collect()),
         "secrets": all(r.secrets.iter().map(|m| to_json(m).unwrap()).collect()),
     })
@@ -328,7 +329,9 @@ fn golden_outputs_hold_no_secrets() {
 #[test]
 fn encoded_resources_match_translated_ones() {
     use envoy_types::pb::envoy::config::{
-        cluster::v3::Cluster, listener::v3::Listener, route::v3::RouteConfiguration,
+        cluster::v3::Cluster,
+        listener::v3::Listener,
+        route::v3::{RouteConfiguration, ScopedRouteConfiguration},
     };
     use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret;
     use prost::Message;
@@ -355,9 +358,19 @@ fn encoded_resources_match_translated_ones() {
                 path.display()
             );
         }
+        assert_eq!(encoded.route_configs.len(), structs.route_configs.len());
         for (e, s) in encoded.route_configs.iter().zip(&structs.route_configs) {
             assert_eq!(
                 &RouteConfiguration::decode(e.bytes.as_slice()).unwrap(),
+                s,
+                "{}",
+                path.display()
+            );
+        }
+        assert_eq!(encoded.scopes.len(), structs.scopes.len());
+        for (e, s) in encoded.scopes.iter().zip(&structs.scopes) {
+            assert_eq!(
+                &ScopedRouteConfiguration::decode(e.bytes.as_slice()).unwrap(),
                 s,
                 "{}",
                 path.display()

@@ -183,7 +183,17 @@ fn route_edits_leave_the_listener_and_open_streams_alone() {
         0
     );
     assert_eq!(envoy.stat("listener_manager.total_listeners_draining"), 0);
-    assert!(envoy.stat("http.ingress.rds.routes/ingress.update_success") >= 21);
+    // Every edit added a host: a new scope and that host's own table. The streams' host kept
+    // the table it was first sent; Envoy never rebuilt it.
+    assert!(
+        envoy.stat("http.ingress.scoped_rds.routes/ingress.update_success") >= 21,
+        "scope updates: {}",
+        envoy.stat_total("scoped_rds")
+    );
+    assert_eq!(
+        envoy.stat("http.ingress.rds.routes/ingress/stream.test.update_success"),
+        1
+    );
     eprintln!("slowest edit served after {slowest:?}");
 }
 
@@ -442,4 +452,101 @@ fn envoy_keeps_serving_while_sluice_restarts() {
         "the listener was replaced on reconnect"
     );
     assert_eq!(envoy.stat("listener_manager.total_listeners_draining"), 0);
+}
+
+/// Each host has its own route table: an edit to one host's route sends Envoy that host's
+/// table alone (state of the world too), the other hosts' tables are never rebuilt, and the
+/// host is found whatever port the client names.
+#[test]
+fn an_edit_to_one_host_rebuilds_only_that_hosts_table() {
+    let upstream = Upstream::start("app");
+    let ports = Ports::new();
+    let edited = |value: &str| {
+        config(
+            &ports,
+            &[
+                public_route(
+                    "a.test",
+                    &upstream,
+                    &format!("    set_response_headers:\n      X-Edit: \"{value}\"\n"),
+                ),
+                public_route("b.test", &upstream, ""),
+            ],
+        )
+    };
+    let sluice = Sluice::start(ports, &edited("0"));
+    let envoy = Envoy::start(
+        "envoy",
+        &sluice.bootstrap("edge-1", "sotw", ports.admin),
+        ports.admin,
+    );
+    assert!(wait_code(&ports, "b.test", 200, Duration::from_secs(10)).is_some());
+    let a_header = || {
+        http::get(ports.listener, "a.test", "/")
+            .ok()
+            .and_then(|r| r.header("x-edit").map(String::from))
+    };
+    assert_eq!(a_header().as_deref(), Some("0"));
+
+    for round in 1..=3 {
+        let value = round.to_string();
+        sluice.write_config(&edited(&value));
+        assert!(
+            poll(Duration::from_secs(5), || (a_header().as_deref()
+                == Some(value.as_str()))
+            .then_some(()))
+            .is_some(),
+            "edit {round} did not reach a.test"
+        );
+    }
+    for host in ["b.test", "b.test:8443", "a.test:1"] {
+        let reply = http::get(ports.listener, host, "/").expect("request through Envoy");
+        assert_eq!(reply.status, 200, "Host: {host}");
+    }
+    assert_eq!(
+        envoy.stat("http.ingress.rds.routes/ingress/a.test.update_success"),
+        4
+    );
+    assert_eq!(
+        envoy.stat("http.ingress.rds.routes/ingress/b.test.update_success"),
+        1,
+        "b.test's table was rebuilt by edits to a.test"
+    );
+    assert_eq!(code(&ports, "c.test"), 404, "an unknown host has no table");
+    assert_eq!(envoy.stat("listener_manager.listener_modified"), 0);
+}
+
+/// A route for many hosts (`*.example.com`) needs one table for all: the first one switches
+/// the listener to a single table (a listener change, announced in the log, with a graceful
+/// drain), and removing the last one switches back. Every host serves throughout.
+#[test]
+fn a_wildcard_route_switches_to_one_table_and_back() {
+    let upstream = Upstream::start("app");
+    let ports = Ports::new();
+    let exact = public_route("a.test", &upstream, "");
+    let wildcard = public_route("*.wild.test", &upstream, "");
+    let sluice = Sluice::start(ports, &config(&ports, std::slice::from_ref(&exact)));
+    let envoy = Envoy::start(
+        "envoy",
+        &sluice.bootstrap("edge-1", "delta", ports.admin),
+        ports.admin,
+    );
+    assert!(wait_code(&ports, "a.test", 200, Duration::from_secs(10)).is_some());
+
+    sluice.write_config(&config(&ports, &[exact.clone(), wildcard]));
+    assert!(wait_code(&ports, "x.wild.test", 200, Duration::from_secs(10)).is_some());
+    assert_eq!(code(&ports, "deep.x.wild.test:80"), 200);
+    assert_eq!(code(&ports, "a.test"), 200);
+    assert!(envoy.routes_mention("\"routes/ingress\""));
+    assert_eq!(envoy.stat("listener_manager.listener_modified"), 1);
+    let log = sluice.guard.log_text();
+    assert!(
+        log.contains("listener settings changed") && log.contains("listener/ingress"),
+        "the switch is not announced:\n{log}"
+    );
+
+    sluice.write_config(&config(&ports, std::slice::from_ref(&exact)));
+    assert!(wait_code(&ports, "x.wild.test", 404, Duration::from_secs(10)).is_some());
+    assert_eq!(code(&ports, "a.test"), 200);
+    assert_eq!(envoy.stat("listener_manager.listener_modified"), 2);
 }
