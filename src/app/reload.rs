@@ -30,8 +30,8 @@ pub fn snapshot_for(model: &Model, generation: u64) -> Snapshot {
         .collect();
     let encoded = envoy::encode(ir);
     let to_resource = |e: EncodedResource| Resource {
-        name: e.name,
-        version: e.version,
+        name: e.name.into(),
+        version: e.version.into(),
         bytes: Bytes::from(e.bytes),
     };
     let mut resources: Vec<(ResourceType, Resource)> = Vec::new();
@@ -61,8 +61,8 @@ pub fn snapshot_for(model: &Model, generation: u64) -> Snapshot {
     );
     resources.extend(encoded.secrets.into_iter().map(|e| {
         let mut r = to_resource(e);
-        if let Some((_, files)) = secret_files.iter().find(|(name, _)| *name == r.name) {
-            r.version = content_hash(&(&r.version, files));
+        if let Some((_, files)) = secret_files.iter().find(|(name, _)| **name == *r.name) {
+            r.version = content_hash(&(&*r.version, files)).into();
         }
         (ResourceType::Secret, r)
     }));

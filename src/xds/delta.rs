@@ -23,8 +23,9 @@ struct TypeState {
     requested: bool,
     wildcard: bool,
     names: BTreeSet<String>,
-    /// Resource name → version the client has (as far as sluice knows).
-    known: BTreeMap<String, String>,
+    /// Resource name → version the client has (as far as sluice knows), sharing the
+    /// snapshot's strings.
+    known: BTreeMap<Arc<str>, Arc<str>>,
     /// Subscribed names already reported as not existing.
     reported_missing: BTreeSet<String>,
 }
@@ -60,10 +61,10 @@ impl TypeState {
             let candidates: Box<dyn Iterator<Item = &Arc<Resource>>> = if self.wildcard {
                 Box::new(all.values())
             } else {
-                Box::new(self.names.iter().filter_map(|n| all.get(n)))
+                Box::new(self.names.iter().filter_map(|n| all.get(n.as_str())))
             };
             c.updates = candidates
-                .filter(|r| self.known.get(&r.name) != Some(&r.version))
+                .filter(|r| self.known.get(&*r.name) != Some(&r.version))
                 .cloned()
                 .collect();
         }
@@ -71,16 +72,16 @@ impl TypeState {
             c.removed = self
                 .known
                 .keys()
-                .filter(|n| !all.contains_key(*n) || !self.in_scope(n))
-                .cloned()
+                .filter(|n| !all.contains_key(&**n) || !self.in_scope(n))
+                .map(|n| n.to_string())
                 .collect();
             // A subscribed name that does not exist is reported once, so the client stops waiting.
             c.removed.extend(
                 self.names
                     .iter()
                     .filter(|n| {
-                        !all.contains_key(*n)
-                            && !self.known.contains_key(*n)
+                        !all.contains_key(n.as_str())
+                            && !self.known.contains_key(n.as_str())
                             && !self.reported_missing.contains(*n)
                     })
                     .cloned(),
@@ -156,7 +157,7 @@ impl Protocol for Stream {
             state.known = req
                 .initial_resource_versions
                 .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
+                .map(|(k, v)| (Arc::from(k.as_str()), Arc::from(v.as_str())))
                 .collect();
             if req.resource_names_subscribe.is_empty() && ty.is_wildcard() {
                 state.wildcard = true;
@@ -171,7 +172,7 @@ impl Protocol for Stream {
                 state.names.insert(name.clone());
                 // Asked for again: send it again, even if the client should have it.
                 if !first {
-                    state.known.remove(name);
+                    state.known.remove(name.as_str());
                 }
                 state.reported_missing.remove(name);
             }
@@ -182,7 +183,7 @@ impl Protocol for Stream {
                 state.wildcard = false;
             } else {
                 state.names.remove(name);
-                state.known.remove(name);
+                state.known.remove(name.as_str());
                 state.reported_missing.remove(name);
             }
         }
@@ -231,10 +232,12 @@ impl Stream {
     async fn send(&mut self, ty: ResourceType, changes: Changes) -> Result<(), Closed> {
         let state = &mut self.types[ty.index()];
         for r in &changes.updates {
-            state.known.insert(r.name.clone(), r.version.clone());
+            state
+                .known
+                .insert(Arc::clone(&r.name), Arc::clone(&r.version));
         }
         for name in &changes.removed {
-            if state.known.remove(name).is_none() {
+            if state.known.remove(name.as_str()).is_none() {
                 state.reported_missing.insert(name.clone());
             }
         }

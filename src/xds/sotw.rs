@@ -25,23 +25,29 @@ struct TypeState {
     ever_named: bool,
     names: BTreeSet<String>,
     last_nonce: Option<String>,
-    sent: BTreeMap<String, Arc<Resource>>,
+    sent: Held,
 }
 
+/// Resources by name, sharing the snapshot's names.
+type Held = BTreeMap<Arc<str>, Arc<Resource>>;
+
 impl TypeState {
-    fn wanted(&self, ty: ResourceType, snapshot: &Snapshot) -> BTreeMap<String, Arc<Resource>> {
+    fn wanted(&self, ty: ResourceType, snapshot: &Snapshot) -> Held {
         let all = snapshot.resources(ty);
         if self.wildcard {
             all.clone()
         } else {
             self.names
                 .iter()
-                .filter_map(|n| all.get(n).map(|r| (n.clone(), Arc::clone(r))))
+                .filter_map(|n| {
+                    all.get_key_value(n.as_str())
+                        .map(|(k, r)| (Arc::clone(k), Arc::clone(r)))
+                })
                 .collect()
         }
     }
 
-    fn differs(&self, wanted: &BTreeMap<String, Arc<Resource>>) -> bool {
+    fn differs(&self, wanted: &Held) -> bool {
         wanted.len() != self.sent.len()
             || wanted
                 .iter()
@@ -158,7 +164,9 @@ impl Protocol for Stream {
             let mut wanted = state.wanted(ty, &snapshot);
             if keep_removed {
                 for (name, r) in &state.sent {
-                    wanted.entry(name.clone()).or_insert_with(|| Arc::clone(r));
+                    wanted
+                        .entry(Arc::clone(name))
+                        .or_insert_with(|| Arc::clone(r));
                 }
             }
             if state.differs(&wanted) && (ty.is_wildcard() || state.wildcard || !wanted.is_empty())
@@ -188,11 +196,7 @@ impl Stream {
         }
     }
 
-    async fn send(
-        &mut self,
-        ty: ResourceType,
-        wanted: BTreeMap<String, Arc<Resource>>,
-    ) -> Result<(), Closed> {
+    async fn send(&mut self, ty: ResourceType, wanted: Held) -> Result<(), Closed> {
         // The version names everything the client holds of the type once it applies this.
         let version_info = version_of(wanted.values());
         let state = &self.types[ty.index()];

@@ -132,7 +132,7 @@ pub async fn drive<P: Protocol>(
 pub fn version_of<'a>(resources: impl IntoIterator<Item = &'a Arc<Resource>>) -> String {
     let pairs: Vec<(&str, &str)> = resources
         .into_iter()
-        .map(|r| (r.name.as_str(), r.version.as_str()))
+        .map(|r| (&*r.name, &*r.version))
         .collect();
     content_hash(&pairs)
 }

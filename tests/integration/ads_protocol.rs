@@ -51,8 +51,8 @@ fn snapshot(generation: u64, items: &[(ResourceType, &str, &str)]) -> Snapshot {
             (
                 *ty,
                 Resource {
-                    name: name.to_string(),
-                    version: version.to_string(),
+                    name: (*name).into(),
+                    version: (*version).into(),
                     bytes: bytes::Bytes::from(format!("{name}@{version}")),
                 },
             )
