@@ -1285,10 +1285,15 @@ fn sse_websocket_grpc_download_and_long_poll_flow_for_a_minute_through_route_edi
             format!("{stat} is {got}, wanted {want}")
         });
     }
-    // Each host has its own table; the edits updated some of them.
-    let rds = envoy.stat_total(r"^http\.ingress\.rds\..*\.update_success$");
-    v.check("5 route edits", rds > EDITS as u64, || {
-        format!("only {rds} route updates reached Envoy")
+    // Each host has its own table. Half the edits changed tweak.example.com's table, the other
+    // half added or removed a host (a scope update each); Envoy applied every one over xDS.
+    let tweaks = envoy.stat("http.ingress.rds.routes/ingress/tweak.example.com.update_success");
+    let scopes = envoy.stat("http.ingress.scoped_rds.routes/ingress.update_success");
+    let half = (EDITS / 2) as u64;
+    v.check("5 route edits", tweaks > half && scopes > half, || {
+        format!(
+            "Envoy applied {tweaks} updates of tweak.example.com's table and {scopes} scope updates; wanted more than {half} of each"
+        )
     });
 
     // ext_authz decided every stream (the SSE streams, WebSocket, gRPC, download, long

@@ -146,18 +146,6 @@ impl Envoy {
             .unwrap_or(0)
     }
 
-    /// The sum of every counter or gauge whose name matches `regex` (Envoy's `/stats` filter).
-    pub fn stat_total(&self, regex: &str) -> u64 {
-        let stats = super::http::get(self.admin, "admin", &format!("/stats?filter={regex}"))
-            .expect("admin stats");
-        stats
-            .body
-            .lines()
-            .filter_map(|l| l.rsplit_once(": "))
-            .filter_map(|(_, v)| v.trim().parse::<u64>().ok())
-            .sum()
-    }
-
     pub fn config_dump(&self, resource: &str) -> serde_json::Value {
         let r = super::http::get(
             self.admin,
