@@ -8,10 +8,10 @@ use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryRequest;
 use tokio::sync::mpsc;
 use tonic::{Status, Streaming};
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::snapshot::{Resource, Snapshot};
-use super::status::{Flavour, Reply};
+use super::status::Flavour;
 use super::stream::{Closed, Protocol, Session, Shared, drive, payload_bytes};
 use super::types::{PUSH_ORDER, ResourceType, Step};
 use super::wire::DeltaResponse;
@@ -135,17 +135,12 @@ impl Protocol for Stream {
         };
         if !req.response_nonce.is_empty() {
             let error = req.error_detail.as_ref().map(|e| e.message.clone());
-            match self.session.handle.replied(ty, &req.response_nonce, error) {
-                Some(Reply::Nack { version, error }) => warn!(
-                    node_id = %self.session.node_id, %ty, %version, %error,
-                    "Envoy rejected an update (NACK); it keeps serving its last good config"
-                ),
-                Some(Reply::Ack { version }) => {
-                    debug!(node_id = %self.session.node_id, %ty, %version, "ACK")
-                }
-                None => {
-                    debug!(node_id = %self.session.node_id, %ty, nonce = %req.response_nonce, "stale nonce")
-                }
+            if self
+                .session
+                .record_reply(ty, &req.response_nonce, error)
+                .is_none()
+            {
+                debug!(node_id = %self.session.node_id, %ty, nonce = %req.response_nonce, "stale nonce");
             }
         }
         // Subscription changes apply even with a stale nonce (xDS delta protocol).

@@ -8,10 +8,10 @@ use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
 use tokio::sync::mpsc;
 use tonic::{Status, Streaming};
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::snapshot::{Resource, Snapshot};
-use super::status::{Flavour, Reply};
+use super::status::Flavour;
 use super::stream::{Closed, Protocol, Session, Shared, drive, payload_bytes, version_of};
 use super::types::{PUSH_ORDER, ResourceType, Step};
 use super::wire::SotwResponse;
@@ -184,16 +184,7 @@ impl Stream {
             return;
         }
         let error = req.error_detail.as_ref().map(|e| e.message.clone());
-        match self.session.handle.replied(ty, &req.response_nonce, error) {
-            Some(Reply::Nack { version, error }) => warn!(
-                node_id = %self.session.node_id, %ty, %version, %error,
-                "Envoy rejected an update (NACK); it keeps serving its last good config"
-            ),
-            Some(Reply::Ack { version }) => {
-                debug!(node_id = %self.session.node_id, %ty, %version, "ACK")
-            }
-            None => {}
-        }
+        self.session.record_reply(ty, &req.response_nonce, error);
     }
 
     async fn send(&mut self, ty: ResourceType, wanted: Held) -> Result<(), Closed> {

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use envoy_types::pb::envoy::config::core::v3::Node;
 use tokio::sync::mpsc;
 use tonic::{Status, Streaming};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::snapshot::{Resource, Snapshot, SnapshotSource};
-use super::status::{ConnectionHandle, Flavour, Registry};
+use super::status::{ConnectionHandle, Flavour, Registry, Reply};
+use super::types::ResourceType;
 use crate::hashing::content_hash;
 
 /// Responses queued per stream before its task waits: a slow Envoy holds up only itself.
@@ -52,6 +53,28 @@ impl<R> Session<R> {
     pub fn next_nonce(&mut self) -> String {
         self.nonce += 1;
         self.nonce.to_string()
+    }
+
+    /// Records the client's answer to the response `nonce` named (an ACK, or a NACK when
+    /// `error` is set) and logs it; `None` when the nonce is not one awaiting an answer.
+    pub fn record_reply(
+        &mut self,
+        ty: ResourceType,
+        nonce: &str,
+        error: Option<String>,
+    ) -> Option<Reply> {
+        let reply = self.handle.replied(ty, nonce, error);
+        match &reply {
+            Some(Reply::Nack { version, error }) => warn!(
+                node_id = %self.node_id, %ty, %version, %error,
+                "Envoy rejected an update (NACK); it keeps serving its last good config"
+            ),
+            Some(Reply::Ack { version }) => {
+                debug!(node_id = %self.node_id, %ty, %version, "ACK")
+            }
+            None => {}
+        }
+        reply
     }
 
     pub async fn send(&self, response: R) -> Result<(), Closed> {

@@ -65,6 +65,7 @@ impl Conversation {
         let (mut tx, mut rx) = socket.split();
         let mut sent_at: HashMap<String, u64> = HashMap::new();
         let mut pace = tokio::time::interval(self.send_every);
+        // The session's length is part of the scenario: the client talks for `duration`.
         let stop = tokio::time::sleep(self.duration);
         tokio::pin!(stop);
         let mut n = 0u64;
