@@ -1,0 +1,798 @@
+//! `sluice diff OLD NEW`: which Envoy resources applying NEW would add, change and remove,
+//! each with a one-line reason, and whether a listener would change and drain connections.
+
+mod tree;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use self::tree::FieldChange;
+use super::load;
+use crate::app::reload::snapshot_for;
+use crate::config::Model;
+use crate::config::duration::GoDuration;
+use crate::xds::{Resource, ResourceType, Snapshot};
+
+/// Nothing would change.
+const EXIT_SAME: u8 = 0;
+/// Resources change, and no listener does.
+const EXIT_CHANGES: u8 = 1;
+/// A listener changes or goes: Envoy drains its connections.
+const EXIT_DRAIN: u8 = 2;
+/// sysexits.h: an internal error (the report could not be written).
+const EXIT_SOFTWARE: u8 = 70;
+
+/// How many differing fields a reason names before it says "and N more".
+const PATHS_SHOWN: usize = 4;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DiffFormat {
+    Text,
+    Json,
+}
+
+/// The kinds of resource, in the order a report lists them (listeners first: they drain).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Listener,
+    RouteTable,
+    Scope,
+    Cluster,
+    Secret,
+}
+
+impl Kind {
+    const ALL: [(Kind, ResourceType); 5] = [
+        (Kind::Listener, ResourceType::Listener),
+        (Kind::RouteTable, ResourceType::RouteConfiguration),
+        (Kind::Scope, ResourceType::ScopedRoute),
+        (Kind::Cluster, ResourceType::Cluster),
+        (Kind::Secret, ResourceType::Secret),
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Kind::Listener => "listener",
+            Kind::RouteTable => "route table",
+            Kind::Scope => "scope",
+            Kind::Cluster => "cluster",
+            Kind::Secret => "secret",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    Added,
+    Changed,
+    Removed,
+}
+
+/// One resource that differs.
+#[derive(Clone, Debug, Serialize)]
+pub struct Change {
+    #[serde(rename = "type")]
+    pub kind: Kind,
+    pub name: String,
+    pub change: ChangeKind,
+    pub reason: String,
+    /// The fields that differ (changed resources; never for secrets).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldChange>,
+    /// Whether Envoy drains this listener's connections.
+    pub drains: bool,
+}
+
+/// What a listener change costs the connections it holds.
+#[derive(Clone, Debug, Serialize)]
+pub struct Drain {
+    pub listeners: Vec<String>,
+    /// `--drain-time-s` of the running Envoy, from OLD's `sluice_drain_time`.
+    pub drain_time_s: u64,
+    /// The old connection manager's HTTP/2 grace before the final GOAWAY.
+    pub http2_drain_timeout_ms: u64,
+    /// NEW's `sluice_drain_time`, when it differs (Envoy takes it only when restarted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_drain_time_s: Option<u64>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Summary {
+    pub changed: usize,
+    pub added: usize,
+    pub removed: usize,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub old: String,
+    pub new: String,
+    pub changes: Vec<Change>,
+    pub drain: Option<Drain>,
+    pub summary: Summary,
+    pub exit_code: u8,
+}
+
+pub fn diff(old: &Path, new: &Path, format: DiffFormat) -> ExitCode {
+    // Both files are checked, so one run reports the problems of both.
+    let (old_model, new_model) = (load(old), load(new));
+    let (old_model, new_model) = match (old_model, new_model) {
+        (Ok(a), Ok(b)) => (a, b),
+        (a, b) => {
+            for (path, failed, which) in [(old, a.is_err(), "OLD"), (new, b.is_err(), "NEW")] {
+                if failed {
+                    eprintln!(
+                        "sluice diff: {which} config {} is invalid; nothing was compared",
+                        path.display()
+                    );
+                }
+            }
+            return ExitCode::from(super::EXIT_CONFIG);
+        }
+    };
+    let report = compare(&old_model, &new_model);
+    let printed = match format {
+        DiffFormat::Json => serde_json::to_string_pretty(&report)
+            .map(|text| println!("{text}"))
+            .map_err(|e| e.to_string()),
+        DiffFormat::Text => {
+            print!("{}", render_text(&report, Emphasis::for_stdout()));
+            Ok(())
+        }
+    };
+    match printed {
+        Ok(()) => ExitCode::from(report.exit_code),
+        Err(e) => {
+            eprintln!("sluice diff: cannot write the report: {e}");
+            ExitCode::from(EXIT_SOFTWARE)
+        }
+    }
+}
+
+/// Compares what sluice would serve for two validated configs.
+pub fn compare(old: &Model, new: &Model) -> Report {
+    let (a, b) = (snapshot_for(old, 1), snapshot_for(new, 2));
+    let routes = RouteLabels::new(old, new);
+    let mut changes = Vec::new();
+    for (kind, ty) in Kind::ALL {
+        changes.extend(compare_type(kind, ty, &a, &b, &routes));
+    }
+    let mut summary = Summary::default();
+    for c in &changes {
+        match c.change {
+            ChangeKind::Added => summary.added += 1,
+            ChangeKind::Changed => summary.changed += 1,
+            ChangeKind::Removed => summary.removed += 1,
+        }
+    }
+    let draining: Vec<String> = changes
+        .iter()
+        .filter(|c| c.drains)
+        .map(|c| c.name.clone())
+        .collect();
+    // The drain window is an Envoy flag, so the running Envoy keeps the one it started with
+    // (OLD's); the draining connections run the old connection manager, with OLD's timeout.
+    let drain = (!draining.is_empty()).then(|| Drain {
+        listeners: draining,
+        drain_time_s: old.global.drain_time.value.as_secs(),
+        http2_drain_timeout_ms: millis(old.global.http2_drain_timeout.value),
+        new_drain_time_s: (new.global.drain_time.value != old.global.drain_time.value)
+            .then_some(new.global.drain_time.value.as_secs()),
+    });
+    let exit_code = if drain.is_some() {
+        EXIT_DRAIN
+    } else if changes.is_empty() {
+        EXIT_SAME
+    } else {
+        EXIT_CHANGES
+    };
+    Report {
+        old: old.file.display().to_string(),
+        new: new.file.display().to_string(),
+        changes,
+        drain,
+        summary,
+        exit_code,
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn compare_type(
+    kind: Kind,
+    ty: ResourceType,
+    old: &Snapshot,
+    new: &Snapshot,
+    routes: &RouteLabels,
+) -> Vec<Change> {
+    let (a, b) = (old.resources(ty), new.resources(ty));
+    let names: BTreeSet<&str> = a.keys().chain(b.keys()).map(|n| &**n).collect();
+    let mut changes: Vec<Change> = Vec::new();
+    for name in names {
+        let change = match (a.get(name), b.get(name)) {
+            (Some(x), Some(y)) if x.version == y.version => continue,
+            (Some(x), Some(y)) => changed(kind, name, x, y, routes),
+            (Some(x), None) => removed(kind, name, x),
+            (None, Some(y)) => added(kind, name, y),
+            (None, None) => continue,
+        };
+        changes.push(change);
+    }
+    if kind == Kind::Cluster {
+        pair_replaced_clusters(&mut changes, a, b);
+    }
+    changes
+}
+
+/// A resource as proto3 JSON, every field present (so `AUTO → HTTP1` reads as such instead of
+/// `unset → HTTP1`). Secrets are never decoded: the report must not hold anything of them.
+fn decode(ty: ResourceType, r: &Resource) -> Option<Value> {
+    if ty == ResourceType::Secret {
+        return None;
+    }
+    let name = ty.type_url().rsplit('/').next()?;
+    let descriptor = crate::envoy::json::pool().get_message_by_name(name)?;
+    let message = prost_reflect::DynamicMessage::decode(descriptor, r.bytes.as_ref()).ok()?;
+    let options = prost_reflect::SerializeOptions::new()
+        .use_proto_field_name(true)
+        .skip_default_fields(false);
+    message
+        .serialize_with_options(serde_json::value::Serializer, &options)
+        .ok()
+}
+
+fn type_of(kind: Kind) -> ResourceType {
+    Kind::ALL
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map(|(_, t)| *t)
+        .unwrap_or(ResourceType::Listener)
+}
+
+fn added(kind: Kind, name: &str, r: &Resource) -> Change {
+    let json = decode(type_of(kind), r);
+    let reason = match (kind, &json) {
+        (Kind::Listener, Some(l)) => format!("new listener on {}", address(l)),
+        (Kind::RouteTable, Some(t)) => {
+            let (hosts, routes) = table_outline(t);
+            format!("new route table: {routes} route(s) for {hosts}")
+        }
+        (Kind::Scope, Some(s)) => format!(
+            "host {} gets its own route table ({})",
+            scope_host(s),
+            s["route_configuration_name"].as_str().unwrap_or("?")
+        ),
+        (Kind::Cluster, Some(c)) => format!("new cluster: {}", cluster_outline(c)),
+        (Kind::Secret, _) => "certificate added".into(),
+        _ => "new resource".into(),
+    };
+    Change {
+        kind,
+        name: name.into(),
+        change: ChangeKind::Added,
+        reason,
+        fields: Vec::new(),
+        drains: false,
+    }
+}
+
+fn removed(kind: Kind, name: &str, r: &Resource) -> Change {
+    let json = decode(type_of(kind), r);
+    let reason = match (kind, &json) {
+        (Kind::Listener, Some(l)) => format!(
+            "listener on {} removed: Envoy drains its connections, then closes them",
+            address(l)
+        ),
+        (Kind::RouteTable, Some(t)) => {
+            let (hosts, routes) = table_outline(t);
+            format!("route table removed ({routes} route(s) for {hosts})")
+        }
+        (Kind::Scope, Some(s)) => format!("host {} loses its own route table", scope_host(s)),
+        (Kind::Cluster, _) => "no route uses it any more".into(),
+        (Kind::Secret, _) => "certificate removed".into(),
+        _ => "resource removed".into(),
+    };
+    Change {
+        kind,
+        name: name.into(),
+        change: ChangeKind::Removed,
+        reason,
+        fields: Vec::new(),
+        drains: kind == Kind::Listener,
+    }
+}
+
+fn changed(kind: Kind, name: &str, old: &Resource, new: &Resource, routes: &RouteLabels) -> Change {
+    let mut change = Change {
+        kind,
+        name: name.into(),
+        change: ChangeKind::Changed,
+        reason: String::new(),
+        fields: Vec::new(),
+        drains: false,
+    };
+    if kind == Kind::Secret {
+        // Over SDS a new certificate reaches the listener without replacing it.
+        change.reason = "certificate changed (over SDS: the listener stays, nothing drains)".into();
+        return change;
+    }
+    let ty = type_of(kind);
+    let (Some(a), Some(b)) = (decode(ty, old), decode(ty, new)) else {
+        change.reason = "content changed".into();
+        change.drains = kind == Kind::Listener;
+        return change;
+    };
+    change.fields = tree::diff(&a, &b);
+    if change.fields.is_empty() {
+        // Envoy skips an update whose content hashes the same, so nothing drains.
+        change.reason = "same content under a new version: Envoy keeps what it has".into();
+        return change;
+    }
+    change.reason = match kind {
+        Kind::Listener => {
+            change.drains = true;
+            listener_reason(&a, &b, &change.fields)
+        }
+        Kind::RouteTable => table_reason(&a, &b, routes),
+        Kind::Cluster => cluster_reason(&change.fields),
+        Kind::Scope | Kind::Secret => fields_reason(&change.fields),
+    };
+    change
+}
+
+/// Long prefixes every listener path shares, shortened in sentences (the JSON report keeps
+/// the full paths).
+const SHORT_PATHS: &[(&str, &str)] = &[
+    (
+        "filter_chains[0].filters[envoy.filters.network.http_connection_manager].typed_config.",
+        "hcm.",
+    ),
+    (
+        "filter_chains[0].transport_socket.typed_config.common_tls_context.",
+        "tls.",
+    ),
+];
+
+fn short(path: &str) -> String {
+    for (long, short) in SHORT_PATHS {
+        if let Some(rest) = path.strip_prefix(long) {
+            return format!("{short}{rest}");
+        }
+    }
+    path.to_string()
+}
+
+fn fields_reason(fields: &[FieldChange]) -> String {
+    let mut parts: Vec<String> = fields
+        .iter()
+        .take(PATHS_SHOWN)
+        .map(|f| f.describe(&short(&f.path)))
+        .collect();
+    if fields.len() > PATHS_SHOWN {
+        parts.push(format!("and {} more", fields.len() - PATHS_SHOWN));
+    }
+    parts.join("; ")
+}
+
+fn hcm(listener: &Value) -> &Value {
+    &listener["filter_chains"][0]["filters"][0]["typed_config"]
+}
+
+fn listener_reason(old: &Value, new: &Value, fields: &[FieldChange]) -> String {
+    let (a, b) = (hcm(old), hcm(new));
+    let scoped = |h: &Value| h.get("scoped_routes").is_some();
+    let rds = |h: &Value| h.get("rds").is_some();
+    if scoped(a) && rds(b) {
+        return "one route table for every host instead of a table per host (a wildcard route needs it)".into();
+    }
+    if rds(a) && scoped(b) {
+        return "a route table per host instead of one table (the last wildcard route is gone)"
+            .into();
+    }
+    let sds = "tls_certificate_sds_secret_configs";
+    let certificates: Vec<&FieldChange> = fields.iter().filter(|f| f.path.contains(sds)).collect();
+    if !certificates.is_empty() && certificates.len() == fields.len() {
+        let listed: Vec<String> = certificates
+            .iter()
+            .map(|f| {
+                let name = f
+                    .path
+                    .rsplit_once(&format!("{sds}["))
+                    .map_or(f.path.as_str(), |(_, rest)| rest)
+                    .split(']')
+                    .next()
+                    .unwrap_or_default();
+                match (&f.old, &f.new) {
+                    (tree::Shown::Unset, _) => format!("{name} added"),
+                    (_, tree::Shown::Unset) => format!("{name} removed"),
+                    _ => format!("{name} changed"),
+                }
+            })
+            .collect();
+        return format!(
+            "certificate list changed ({}): the TLS filter chain is rebuilt",
+            listed.join(", ")
+        );
+    }
+    fields_reason(fields)
+}
+
+fn address(listener: &Value) -> String {
+    let a = &listener["address"]["socket_address"];
+    format!(
+        "{}:{}",
+        a["address"].as_str().unwrap_or("?"),
+        a["port_value"].as_u64().unwrap_or(0)
+    )
+}
+
+fn scope_host(scope: &Value) -> &str {
+    scope["key"]["fragments"][0]["string_key"]
+        .as_str()
+        .unwrap_or("?")
+}
+
+/// The hosts a table serves (first domain of each virtual host) and how many routes it has.
+fn table_outline(table: &Value) -> (String, usize) {
+    let vhosts = table["virtual_hosts"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice);
+    let hosts: Vec<&str> = vhosts
+        .iter()
+        .filter_map(|v| v["domains"][0].as_str())
+        .collect();
+    let routes = vhosts
+        .iter()
+        .map(|v| v["routes"].as_array().map_or(0, Vec::len))
+        .sum();
+    let hosts = match hosts.as_slice() {
+        [] => "no host".to_string(),
+        [one] => one.to_string(),
+        [first, rest @ ..] => format!("{first} and {} more host(s)", rest.len()),
+    };
+    (hosts, routes)
+}
+
+/// Config routes by id, to name Envoy routes (`route/<id>`, `route/<id>/<variant>`) after the
+/// route they come from: NEW's for what exists in NEW, else OLD's.
+struct RouteLabels {
+    /// Route id → (what the route matches, where it is written).
+    labels: BTreeMap<String, (String, String)>,
+}
+
+impl RouteLabels {
+    fn new(old: &Model, new: &Model) -> Self {
+        let mut labels = BTreeMap::new();
+        for (model, which) in [(old, "OLD"), (new, "NEW")] {
+            for r in &model.routes {
+                let path = match &r.path_match {
+                    crate::config::model::PathMatch::Prefix(p) if p == "/" || p.is_empty() => {
+                        String::new()
+                    }
+                    crate::config::model::PathMatch::Prefix(p) => format!(" prefix {p}"),
+                    crate::config::model::PathMatch::Exact(p) => format!(" path {p}"),
+                    crate::config::model::PathMatch::Regex(r) => format!(" regex {r}"),
+                };
+                labels.insert(
+                    r.id.clone(),
+                    (
+                        format!("{}{path}", r.label()),
+                        format!("{which} line {}", r.line),
+                    ),
+                );
+            }
+        }
+        RouteLabels { labels }
+    }
+
+    /// The config route an Envoy route belongs to, a label for it, and what it matches.
+    fn group(&self, envoy_name: &str) -> (String, String, Option<String>) {
+        if let Some(rest) = envoy_name.strip_prefix("route/") {
+            let id = rest.split('/').next().unwrap_or(rest);
+            if let Some((matches, line)) = self.labels.get(id) {
+                return (
+                    format!("route/{id}"),
+                    format!("route/{id} ({matches}, {line})"),
+                    Some(matches.clone()),
+                );
+            }
+        }
+        (envoy_name.to_string(), envoy_name.to_string(), None)
+    }
+}
+
+/// Routes of a table by name, each with the first domain of its virtual host.
+fn routes_of(table: &Value) -> BTreeMap<String, Value> {
+    let mut out = BTreeMap::new();
+    for vhost in table["virtual_hosts"].as_array().into_iter().flatten() {
+        for route in vhost["routes"].as_array().into_iter().flatten() {
+            if let Some(name) = route["name"].as_str() {
+                out.insert(name.to_string(), route.clone());
+            }
+        }
+    }
+    out
+}
+
+/// What changed in a route table, per config route: added, removed, and changed with the
+/// fields that differ. A route and its stream variants count as one.
+fn table_reason(old: &Value, new: &Value, labels: &RouteLabels) -> String {
+    let (a, b) = (routes_of(old), routes_of(new));
+    let names: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    // Per config route: (label, what it matches, members old, members new, changed fields).
+    type Group = (String, Option<String>, usize, usize, Vec<String>);
+    let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+    for name in names {
+        let (key, label, matches) = labels.group(name);
+        let entry = groups
+            .entry(key)
+            .or_insert((label, matches, 0, 0, Vec::new()));
+        match (a.get(name), b.get(name)) {
+            (Some(x), Some(y)) => {
+                entry.2 += 1;
+                entry.3 += 1;
+                for f in tree::diff(x, y) {
+                    // The checksum follows every route setting; name it only when nothing
+                    // Envoy itself applies changed (a policy edit).
+                    let text = if f.path.ends_with("context_extensions.route_checksum") {
+                        "policy or ext_authz settings".to_string()
+                    } else {
+                        f.describe(&f.path)
+                    };
+                    entry.4.push(text);
+                }
+            }
+            (Some(_), None) => {
+                entry.2 += 1;
+                entry.4.push(format!("variant {name} removed"));
+            }
+            (None, Some(_)) => {
+                entry.3 += 1;
+                entry.4.push(format!("variant {name} added"));
+            }
+            (None, None) => {}
+        }
+    }
+    let (mut added, mut removed, mut changed) = (Vec::new(), Vec::new(), Vec::new());
+    for (key, (label, matches, before, after, mut fields)) in groups {
+        if before == 0 {
+            added.push((key, label, matches));
+        } else if after == 0 {
+            removed.push((key, label, matches));
+        } else if !fields.is_empty() {
+            fields.dedup();
+            let checksum = "policy or ext_authz settings";
+            if fields.len() > 1 {
+                fields.retain(|f| f != checksum);
+            }
+            fields.sort();
+            fields.dedup();
+            let mut shown: Vec<String> = fields.iter().take(PATHS_SHOWN).cloned().collect();
+            if fields.len() > PATHS_SHOWN {
+                shown.push(format!("and {} more", fields.len() - PATHS_SHOWN));
+            }
+            changed.push(format!("{label}: {}", shown.join(", ")));
+        }
+    }
+    // A route whose `to` (or redirect, or response) changes gets a new id, which Pomerium
+    // derives from them: the same match removed and added is one route replaced.
+    let mut replaced = Vec::new();
+    added.retain(|(new_key, _, matches)| {
+        let Some(m) = matches else { return true };
+        let Some(i) = removed.iter().position(|(_, _, r)| r.as_ref() == Some(m)) else {
+            return true;
+        };
+        let (old_key, _, _) = removed.remove(i);
+        replaced.push(format!(
+            "{m}: {old_key} → {new_key} (the route id follows from, to and the path)"
+        ));
+        false
+    });
+    let added: Vec<String> = added.into_iter().map(|(_, l, _)| l).collect();
+    let removed: Vec<String> = removed.into_iter().map(|(_, l, _)| l).collect();
+    let mut parts = Vec::new();
+    for (what, list) in [
+        ("changed", changed),
+        ("replaced", replaced),
+        ("added", added),
+        ("removed", removed),
+    ] {
+        if !list.is_empty() {
+            parts.push(format!("routes {what}: {}", list.join("; ")));
+        }
+    }
+    if parts.is_empty() {
+        // Not a route: a virtual host's domains or the table's own headers.
+        let fields = tree::diff(old, new);
+        return fields_reason(&fields);
+    }
+    parts.join("; ")
+}
+
+/// Endpoints and TLS of a cluster, for added clusters.
+fn cluster_outline(cluster: &Value) -> String {
+    let mut endpoints: Vec<String> = Vec::new();
+    for locality in cluster["load_assignment"]["endpoints"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        for lb in locality["lb_endpoints"].as_array().into_iter().flatten() {
+            let a = &lb["endpoint"]["address"]["socket_address"];
+            if let (Some(host), Some(port)) = (a["address"].as_str(), a["port_value"].as_u64()) {
+                endpoints.push(format!("{host}:{port}"));
+            }
+        }
+    }
+    let tls = if cluster.get("transport_socket").is_some() {
+        "TLS"
+    } else {
+        "plain"
+    };
+    format!("endpoints {} ({tls})", endpoints.join(", "))
+}
+
+/// The aspects of a cluster that a change touches, then its fields.
+fn cluster_reason(fields: &[FieldChange]) -> String {
+    let mut aspects: Vec<&str> = fields
+        .iter()
+        .map(|f| {
+            let top = f.path.split(['.', '[']).next().unwrap_or_default();
+            match top {
+                "load_assignment" => "endpoints",
+                "transport_socket" => "TLS",
+                t if t.contains("timeout") => "timeouts",
+                "typed_extension_protocol_options" => "protocol options",
+                "circuit_breakers" => "circuit breakers",
+                "lb_policy" => "load balancing",
+                _ => "settings",
+            }
+        })
+        .collect();
+    aspects.sort_unstable();
+    aspects.dedup();
+    format!("{}: {}", aspects.join(", "), fields_reason(fields))
+}
+
+/// A changed upstream set gets a new cluster name (`cluster/<host>-<port>-<hash>`): an added
+/// cluster and a removed one with the same host and port are one cluster replaced.
+fn pair_replaced_clusters(
+    changes: &mut [Change],
+    old: &crate::xds::snapshot::Resources,
+    new: &crate::xds::snapshot::Resources,
+) {
+    let stem = |name: &str| name.rsplit_once('-').map(|(s, _)| s.to_string());
+    let removed: Vec<(usize, String)> = changes
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.change == ChangeKind::Removed)
+        .filter_map(|(i, c)| Some((i, stem(&c.name)?)))
+        .collect();
+    let mut taken = BTreeSet::new();
+    for i in 0..changes.len() {
+        if changes[i].change != ChangeKind::Added {
+            continue;
+        }
+        let Some(s) = stem(&changes[i].name) else {
+            continue;
+        };
+        let Some(&(j, _)) = removed
+            .iter()
+            .find(|(j, rs)| *rs == s && !taken.contains(j))
+        else {
+            continue;
+        };
+        taken.insert(j);
+        let (old_name, new_name) = (changes[j].name.clone(), changes[i].name.clone());
+        let fields = match (old.get(old_name.as_str()), new.get(new_name.as_str())) {
+            (Some(a), Some(b)) => match (
+                decode(ResourceType::Cluster, a),
+                decode(ResourceType::Cluster, b),
+            ) {
+                (Some(mut a), Some(mut b)) => {
+                    // The name is what is replaced; the rest is what differs.
+                    a["name"] = Value::Null;
+                    b["name"] = Value::Null;
+                    tree::diff(&a, &b)
+                }
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        };
+        let what = if fields.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", cluster_reason(&fields))
+        };
+        changes[i].reason = format!("replaces {old_name}{what}");
+        changes[j].reason = format!("replaced by {new_name}");
+    }
+}
+
+/// How the drain line stands out: ANSI bold on a terminal, Markdown bold otherwise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Emphasis {
+    Ansi,
+    Markdown,
+}
+
+impl Emphasis {
+    fn for_stdout() -> Self {
+        if std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
+            Emphasis::Ansi
+        } else {
+            Emphasis::Markdown
+        }
+    }
+
+    fn bold(self, text: &str) -> String {
+        match self {
+            Emphasis::Ansi => format!("\x1b[1m{text}\x1b[0m"),
+            Emphasis::Markdown => format!("**{text}**"),
+        }
+    }
+}
+
+pub fn render_text(report: &Report, emphasis: Emphasis) -> String {
+    let mut out = String::new();
+    if report.changes.is_empty() {
+        out.push_str("no changes: Envoy would be sent nothing\n");
+        return out;
+    }
+    let kind_width = report
+        .changes
+        .iter()
+        .map(|c| c.kind.label().len())
+        .max()
+        .unwrap_or(0);
+    for c in &report.changes {
+        let verb = match c.change {
+            ChangeKind::Added => "added  ",
+            ChangeKind::Changed => "changed",
+            ChangeKind::Removed => "removed",
+        };
+        out.push_str(&format!(
+            "{verb} {:kind_width$}  {}: {}\n",
+            c.kind.label(),
+            c.name,
+            c.reason
+        ));
+    }
+    if let Some(d) = &report.drain {
+        let time = GoDuration(Duration::from_secs(d.drain_time_s));
+        let goaway = GoDuration(Duration::from_millis(d.http2_drain_timeout_ms));
+        let which = d.listeners.join(", ");
+        let mut line = format!(
+            "DRAIN: {which} would change and drain its open connections: Envoy tells every client at once (HTTP/2 GOAWAY, the final one after {goaway}; HTTP/1.1 Connection: close) and closes what is still open after {time} (sluice_drain_time)"
+        );
+        if let Some(new) = d.new_drain_time_s {
+            line.push_str(&format!(
+                "; NEW sets sluice_drain_time to {}, which Envoy takes only when restarted with the flags of `sluice envoy-flags`",
+                GoDuration(Duration::from_secs(new))
+            ));
+        }
+        out.push_str(&emphasis.bold(&line));
+        out.push('\n');
+    }
+    let s = &report.summary;
+    let drains = match &report.drain {
+        None => "no listener drains".to_string(),
+        Some(d) if d.listeners.len() == 1 => "1 listener drains".to_string(),
+        Some(d) => format!("{} listeners drain", d.listeners.len()),
+    };
+    out.push_str(&format!(
+        "{} changed, {} added, {} removed; {drains}\n",
+        s.changed, s.added, s.removed
+    ));
+    out
+}
