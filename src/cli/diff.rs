@@ -749,12 +749,8 @@ pub fn render_text(report: &Report, emphasis: Emphasis) -> String {
         out.push_str("no changes: Envoy would be sent nothing\n");
         return out;
     }
-    let kind_width = report
-        .changes
-        .iter()
-        .map(|c| c.kind.label().len())
-        .max()
-        .unwrap_or(0);
+    // Fixed columns, so reports line up with each other too.
+    let kind_width = Kind::RouteTable.label().len();
     for c in &report.changes {
         let verb = match c.change {
             ChangeKind::Added => "added  ",

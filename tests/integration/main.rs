@@ -6,6 +6,7 @@ mod authz_e2e;
 mod cli;
 mod common;
 mod determinism;
+mod diff;
 mod drain;
 mod golden;
 mod policy_fuzz;
