@@ -5,6 +5,7 @@ mod authz_burst;
 mod authz_e2e;
 mod cli;
 mod common;
+mod compose;
 mod determinism;
 mod diff;
 mod drain;
