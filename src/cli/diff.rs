@@ -4,7 +4,7 @@
 mod tree;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -139,17 +139,24 @@ pub fn diff(old: &Path, new: &Path, format: DiffFormat) -> ExitCode {
         }
     };
     let report = compare(&old_model, &new_model);
-    let printed = match format {
-        DiffFormat::Json => serde_json::to_string_pretty(&report)
-            .map(|text| println!("{text}"))
-            .map_err(|e| e.to_string()),
-        DiffFormat::Text => {
-            print!("{}", render_text(&report, Emphasis::for_stdout()));
-            Ok(())
-        }
+    let text = match format {
+        DiffFormat::Json => match serde_json::to_string_pretty(&report) {
+            Ok(json) => json + "\n",
+            Err(e) => {
+                eprintln!("sluice diff: cannot write the report: {e}");
+                return ExitCode::from(EXIT_SOFTWARE);
+            }
+        },
+        DiffFormat::Text => render_text(&report, Emphasis::for_stdout()),
     };
-    match printed {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        // A reader that stops early (`| head`) has what it wanted; the verdict stands.
         Ok(()) => ExitCode::from(report.exit_code),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(report.exit_code),
         Err(e) => {
             eprintln!("sluice diff: cannot write the report: {e}");
             ExitCode::from(EXIT_SOFTWARE)
@@ -507,7 +514,16 @@ impl RouteLabels {
                 );
             }
         }
-        (envoy_name.to_string(), envoy_name.to_string(), None)
+        // sluice's own routes on every host; the stream probe takes the policy of the host's
+        // first route, so it changes with it.
+        let label = match envoy_name {
+            n if n.starts_with("route/sluice/stream-probe") => {
+                format!("{n} (sluice's stream probe, which takes the host's policy)")
+            }
+            n if n.starts_with("route/sluice/") => format!("{n} (sluice's own)"),
+            n => n.to_string(),
+        };
+        (envoy_name.to_string(), label, None)
     }
 }
 
