@@ -228,9 +228,9 @@ fn compare_type(
     for name in names {
         let change = match (a.get(name), b.get(name)) {
             (Some(x), Some(y)) if x.version == y.version => continue,
-            (Some(x), Some(y)) => changed(kind, name, x, y, routes),
-            (Some(x), None) => removed(kind, name, x),
-            (None, Some(y)) => added(kind, name, y),
+            (Some(x), Some(y)) => changed((kind, ty), name, x, y, routes),
+            (Some(x), None) => removed((kind, ty), name, x),
+            (None, Some(y)) => added((kind, ty), name, y),
             (None, None) => continue,
         };
         changes.push(change);
@@ -258,16 +258,8 @@ fn decode(ty: ResourceType, r: &Resource) -> Option<Value> {
         .ok()
 }
 
-fn type_of(kind: Kind) -> ResourceType {
-    Kind::ALL
-        .iter()
-        .find(|(k, _)| *k == kind)
-        .map(|(_, t)| *t)
-        .unwrap_or(ResourceType::Listener)
-}
-
-fn added(kind: Kind, name: &str, r: &Resource) -> Change {
-    let json = decode(type_of(kind), r);
+fn added((kind, ty): (Kind, ResourceType), name: &str, r: &Resource) -> Change {
+    let json = decode(ty, r);
     let reason = match (kind, &json) {
         (Kind::Listener, Some(l)) => format!("new listener on {}", address(l)),
         (Kind::RouteTable, Some(t)) => {
@@ -293,8 +285,8 @@ fn added(kind: Kind, name: &str, r: &Resource) -> Change {
     }
 }
 
-fn removed(kind: Kind, name: &str, r: &Resource) -> Change {
-    let json = decode(type_of(kind), r);
+fn removed((kind, ty): (Kind, ResourceType), name: &str, r: &Resource) -> Change {
+    let json = decode(ty, r);
     let reason = match (kind, &json) {
         (Kind::Listener, Some(l)) => format!(
             "listener on {} removed: Envoy drains its connections, then closes them",
@@ -319,7 +311,13 @@ fn removed(kind: Kind, name: &str, r: &Resource) -> Change {
     }
 }
 
-fn changed(kind: Kind, name: &str, old: &Resource, new: &Resource, routes: &RouteLabels) -> Change {
+fn changed(
+    (kind, ty): (Kind, ResourceType),
+    name: &str,
+    old: &Resource,
+    new: &Resource,
+    routes: &RouteLabels,
+) -> Change {
     let mut change = Change {
         kind,
         name: name.into(),
@@ -333,7 +331,6 @@ fn changed(kind: Kind, name: &str, old: &Resource, new: &Resource, routes: &Rout
         change.reason = "certificate changed (over SDS: the listener stays, nothing drains)".into();
         return change;
     }
-    let ty = type_of(kind);
     let (Some(a), Some(b)) = (decode(ty, old), decode(ty, new)) else {
         change.reason = "content changed".into();
         change.drains = kind == Kind::Listener;
@@ -807,4 +804,58 @@ pub fn render_text(report: &Report, emphasis: Emphasis) -> String {
         s.changed, s.added, s.removed
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(drain: bool) -> Report {
+        Report {
+            old: "old.yaml".into(),
+            new: "new.yaml".into(),
+            changes: vec![Change {
+                kind: Kind::Listener,
+                name: "listener/ingress".into(),
+                change: ChangeKind::Changed,
+                reason: "hcm.codec_type: AUTO → HTTP1".into(),
+                fields: Vec::new(),
+                drains: drain,
+            }],
+            drain: drain.then(|| Drain {
+                listeners: vec!["listener/ingress".into()],
+                drain_time_s: 600,
+                http2_drain_timeout_ms: 5000,
+                new_drain_time_s: None,
+            }),
+            summary: Summary {
+                changed: 1,
+                added: 0,
+                removed: 0,
+            },
+            exit_code: if drain { EXIT_DRAIN } else { EXIT_CHANGES },
+        }
+    }
+
+    #[test]
+    fn the_drain_line_is_bold_on_a_terminal_and_marked_otherwise() {
+        let ansi = render_text(&report(true), Emphasis::Ansi);
+        let line = ansi.lines().find(|l| l.contains("DRAIN:")).unwrap();
+        assert!(line.starts_with("\x1b[1mDRAIN: listener/ingress") && line.ends_with("\x1b[0m"));
+        assert!(line.contains("after 10m0s (sluice_drain_time)"), "{line}");
+        let plain = render_text(&report(true), Emphasis::Markdown);
+        let line = plain.lines().find(|l| l.contains("DRAIN:")).unwrap();
+        assert!(
+            line.starts_with("**DRAIN:") && line.ends_with("**"),
+            "{line}"
+        );
+        assert!(plain.ends_with("1 changed, 0 added, 0 removed; 1 listener drains\n"));
+    }
+
+    #[test]
+    fn no_drain_no_bold_line() {
+        let text = render_text(&report(false), Emphasis::Ansi);
+        assert!(!text.contains("DRAIN") && !text.contains('\x1b'), "{text}");
+        assert!(text.ends_with("; no listener drains\n"));
+    }
 }
