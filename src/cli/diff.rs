@@ -1,6 +1,7 @@
 //! `sluice diff OLD NEW`: which Envoy resources applying NEW would add, change and remove,
 //! each with a one-line reason, and whether a listener would change and drain connections.
 
+mod outline;
 mod tree;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -258,54 +259,44 @@ fn decode(ty: ResourceType, r: &Resource) -> Option<Value> {
         .ok()
 }
 
-fn added((kind, ty): (Kind, ResourceType), name: &str, r: &Resource) -> Change {
-    let json = decode(ty, r);
-    let reason = match (kind, &json) {
-        (Kind::Listener, Some(l)) => format!("new listener on {}", address(l)),
-        (Kind::RouteTable, Some(t)) => {
-            let (hosts, routes) = table_outline(t);
-            format!("new route table: {routes} route(s) for {hosts}")
-        }
-        (Kind::Scope, Some(s)) => format!(
-            "host {} gets its own route table ({})",
-            scope_host(s),
-            s["route_configuration_name"].as_str().unwrap_or("?")
-        ),
-        (Kind::Cluster, Some(c)) => format!("new cluster: {}", cluster_outline(c)),
-        (Kind::Secret, _) => "certificate added".into(),
-        _ => "new resource".into(),
+fn added((kind, _): (Kind, ResourceType), name: &str, r: &Resource) -> Change {
+    let bytes = r.bytes.as_ref();
+    let reason = match kind {
+        Kind::Listener => outline::listener(bytes).map(|a| format!("new listener on {a}")),
+        Kind::RouteTable => outline::table(bytes).map(|t| format!("new route table: {t}")),
+        Kind::Scope => outline::scope(bytes)
+            .map(|(host, table)| format!("host {host} gets its own route table ({table})")),
+        Kind::Cluster => outline::cluster(bytes).map(|c| format!("new cluster: {c}")),
+        Kind::Secret => Some("certificate added".into()),
     };
     Change {
         kind,
         name: name.into(),
         change: ChangeKind::Added,
-        reason,
+        reason: reason.unwrap_or_else(|| "new resource".into()),
         fields: Vec::new(),
         drains: false,
     }
 }
 
-fn removed((kind, ty): (Kind, ResourceType), name: &str, r: &Resource) -> Change {
-    let json = decode(ty, r);
-    let reason = match (kind, &json) {
-        (Kind::Listener, Some(l)) => format!(
-            "listener on {} removed: Envoy drains its connections, then closes them",
-            address(l)
-        ),
-        (Kind::RouteTable, Some(t)) => {
-            let (hosts, routes) = table_outline(t);
-            format!("route table removed ({routes} route(s) for {hosts})")
+fn removed((kind, _): (Kind, ResourceType), name: &str, r: &Resource) -> Change {
+    let bytes = r.bytes.as_ref();
+    let reason = match kind {
+        Kind::Listener => outline::listener(bytes).map(|a| {
+            format!("listener on {a} removed: Envoy drains its connections, then closes them")
+        }),
+        Kind::RouteTable => outline::table(bytes).map(|t| format!("route table removed ({t})")),
+        Kind::Scope => {
+            outline::scope(bytes).map(|(host, _)| format!("host {host} loses its own route table"))
         }
-        (Kind::Scope, Some(s)) => format!("host {} loses its own route table", scope_host(s)),
-        (Kind::Cluster, _) => "no route uses it any more".into(),
-        (Kind::Secret, _) => "certificate removed".into(),
-        _ => "resource removed".into(),
+        Kind::Cluster => Some("no route uses it any more".into()),
+        Kind::Secret => Some("certificate removed".into()),
     };
     Change {
         kind,
         name: name.into(),
         change: ChangeKind::Removed,
-        reason,
+        reason: reason.unwrap_or_else(|| "resource removed".into()),
         fields: Vec::new(),
         drains: kind == Kind::Listener,
     }
@@ -429,42 +420,6 @@ fn listener_reason(old: &Value, new: &Value, fields: &[FieldChange]) -> String {
         );
     }
     fields_reason(fields)
-}
-
-fn address(listener: &Value) -> String {
-    let a = &listener["address"]["socket_address"];
-    format!(
-        "{}:{}",
-        a["address"].as_str().unwrap_or("?"),
-        a["port_value"].as_u64().unwrap_or(0)
-    )
-}
-
-fn scope_host(scope: &Value) -> &str {
-    scope["key"]["fragments"][0]["string_key"]
-        .as_str()
-        .unwrap_or("?")
-}
-
-/// The hosts a table serves (first domain of each virtual host) and how many routes it has.
-fn table_outline(table: &Value) -> (String, usize) {
-    let vhosts = table["virtual_hosts"]
-        .as_array()
-        .map_or(&[][..], Vec::as_slice);
-    let hosts: Vec<&str> = vhosts
-        .iter()
-        .filter_map(|v| v["domains"][0].as_str())
-        .collect();
-    let routes = vhosts
-        .iter()
-        .map(|v| v["routes"].as_array().map_or(0, Vec::len))
-        .sum();
-    let hosts = match hosts.as_slice() {
-        [] => "no host".to_string(),
-        [one] => one.to_string(),
-        [first, rest @ ..] => format!("{first} and {} more host(s)", rest.len()),
-    };
-    (hosts, routes)
 }
 
 /// Config routes by id, to name Envoy routes (`route/<id>`, `route/<id>/<variant>`) after the
@@ -630,29 +585,6 @@ fn table_reason(old: &Value, new: &Value, labels: &RouteLabels) -> String {
         return fields_reason(&fields);
     }
     parts.join("; ")
-}
-
-/// Endpoints and TLS of a cluster, for added clusters.
-fn cluster_outline(cluster: &Value) -> String {
-    let mut endpoints: Vec<String> = Vec::new();
-    for locality in cluster["load_assignment"]["endpoints"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
-        for lb in locality["lb_endpoints"].as_array().into_iter().flatten() {
-            let a = &lb["endpoint"]["address"]["socket_address"];
-            if let (Some(host), Some(port)) = (a["address"].as_str(), a["port_value"].as_u64()) {
-                endpoints.push(format!("{host}:{port}"));
-            }
-        }
-    }
-    let tls = if cluster.get("transport_socket").is_some() {
-        "TLS"
-    } else {
-        "plain"
-    };
-    format!("endpoints {} ({tls})", endpoints.join(", "))
 }
 
 /// The aspects of a cluster that a change touches, then its fields.
