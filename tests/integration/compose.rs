@@ -89,10 +89,11 @@ impl Service {
         Service {
             command: strings(&s["command"]),
             mounts,
-            ports: s["ports"]
-                .as_array()
-                .map(|_| strings(&s["ports"]))
-                .unwrap_or_default(),
+            ports: if s["ports"].is_array() {
+                strings(&s["ports"])
+            } else {
+                Vec::new()
+            },
         }
     }
 

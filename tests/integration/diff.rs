@@ -465,3 +465,83 @@ fn a_real_envoy_agrees_with_diff() {
     );
     assert_eq!(envoy.stat("listener_manager.listener_modified"), 1);
 }
+
+/// The certificate cases against a real Envoy: other files for the same `certificates` entry
+/// arrive over SDS and leave the listener alone; a second entry modifies the listener.
+#[test]
+fn a_real_envoy_agrees_with_diff_on_certificates() {
+    let upstream = Upstream::start("app");
+    let ports = Ports::new();
+    let certs = tls::certs();
+    let route = format!(
+        "routes:\n  - from: https://app.example.com\n    to: {}\n    allow_public_unauthenticated_access: true\n",
+        upstream.url()
+    );
+    let first = format!("{}{route}", tls::listener_globals(&ports));
+    let sluice = Sluice::start(ports, &first);
+    let envoy = Envoy::start(
+        "envoy",
+        &sluice.bootstrap("edge-1", "delta", ports.admin),
+        ports.admin,
+    );
+    // Whether Envoy's /certs shows a certificate with this name, within a deadline.
+    let serves = |name: &str| {
+        poll(Duration::from_secs(15), || {
+            let certs = crate::common::http::get(ports.admin, "admin", "/certs").ok()?;
+            certs.body.contains(name).then_some(())
+        })
+        .is_some()
+    };
+    assert!(
+        serves("server.example.com"),
+        "Envoy never loaded the first certificate"
+    );
+    let f = Files::new();
+    let old = f.write("old.yaml", &first);
+
+    // The same entry, other files.
+    let other = first
+        .replace("server.pem", "upstream.pem")
+        .replace("server-key.pem", "upstream-key.pem");
+    let new = f.write("other.yaml", &other);
+    let d = run(&old, &new, 1);
+    line(
+        &d,
+        "changed secret       secret/certificate-0: certificate changed",
+    );
+    sluice.write_config(&other);
+    assert!(
+        serves("upstream.example.com"),
+        "the new certificate files never reached Envoy"
+    );
+    assert_eq!(envoy.stat("listener_manager.listener_modified"), 0);
+    assert_eq!(
+        envoy.stat("listener_manager.total_filter_chains_draining"),
+        0
+    );
+
+    // A second entry: the listener's certificate list grows.
+    let two = other.replace(
+        "routes:\n",
+        &format!(
+            "  - cert: {}\n    key: {}\nroutes:\n",
+            certs.join("server.pem").display(),
+            certs.join("server-key.pem").display()
+        ),
+    );
+    let next = f.write("two.yaml", &two);
+    let d = run(&new, &next, 2);
+    line(
+        &d,
+        "changed listener     listener/ingress: certificate list changed",
+    );
+    sluice.write_config(&two);
+    let modified = poll(Duration::from_secs(15), || {
+        (envoy.stat("listener_manager.listener_modified") >= 1).then_some(())
+    });
+    assert!(
+        modified.is_some(),
+        "a second certificate never modified Envoy's listener; Envoy's log:\n{}",
+        envoy.guard.log_text()
+    );
+}
