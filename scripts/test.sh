@@ -5,6 +5,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install-envoy.sh
+# The compose test runs `docker-compose config` (the Debian package; it needs no Docker engine,
+# so the engine it recommends is left out). Does nothing when it is present.
+if ! command -v docker-compose >/dev/null; then
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo "installing docker-compose" >&2
+  $SUDO apt-get install -y --no-install-recommends docker-compose >/dev/null 2>&1 \
+    || { $SUDO apt-get update >/dev/null && $SUDO apt-get install -y --no-install-recommends docker-compose >/dev/null; }
+fi
 # The stream tests time every event to 50 ms; on two cores they run on their own, after the
 # rest, so the proptests and the 800-connection ext_authz burst do not take their CPU.
 stream_tests="streams::sse_"

@@ -1,6 +1,7 @@
 //! Command line: parsing, dispatch and exit codes (0 ok, 64 usage, 78 bad config, 1 failure).
 
 mod check;
+mod diff;
 mod explain;
 mod probe;
 mod render;
@@ -122,6 +123,17 @@ enum Command {
         #[arg(long, default_value_t = 120)]
         timeout_s: u64,
     },
+    /// Show which Envoy resources applying NEW in place of OLD would add, change and remove,
+    /// and whether a listener would change and drain its open connections (exit 0 no change,
+    /// 1 changes without a drain, 2 a drain, 78 a bad config).
+    Diff {
+        #[arg(value_name = "OLD.yaml")]
+        old: PathBuf,
+        #[arg(value_name = "NEW.yaml")]
+        new: PathBuf,
+        #[arg(long, value_enum, default_value = "text")]
+        format: diff::DiffFormat,
+    },
     /// Serve the config to Envoys over xDS (ADS) on `grpc_address`, reloading on change.
     Serve {
         #[arg(short, long, value_name = "FILE")]
@@ -236,6 +248,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             resolve,
             timeout: std::time::Duration::from_secs(timeout_s),
         }),
+        Command::Diff { old, new, format } => Ok(diff::diff(&old, &new, format)),
         Command::Serve { config } => {
             let model = match load(&config) {
                 Ok(m) => m,
