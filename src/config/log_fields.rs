@@ -191,9 +191,17 @@ pub fn authorize_log_fields(
         let lowered = name.value.to_ascii_lowercase();
         if let Some(header) = lowered.strip_prefix("headers.") {
             if header.is_empty() {
-                diags.error(name.span, &at, "`headers.` needs a header name after the dot, as in `headers.user-agent`");
+                diags.error(
+                    name.span,
+                    &at,
+                    "`headers.` needs a header name after the dot, as in `headers.user-agent`",
+                );
             } else if SECRET_HEADERS.contains(&header) {
-                diags.error(name.span, &at, format!("the `{header}` header carries credentials; sluice never logs it"));
+                diags.error(
+                    name.span,
+                    &at,
+                    format!("the `{header}` header carries credentials; sluice never logs it"),
+                );
             } else if !fields.headers.iter().any(|h| h == header) {
                 fields.headers.push(header.to_string());
             }
@@ -259,16 +267,29 @@ mod tests {
     fn unknown_names_suggest_the_closest() {
         let mut diags = Diagnostics::new(std::path::Path::new("c.yaml"));
         let f = authorize_log_fields(
-            Some(&list(&["user", "emial", "headers.x-team", "headers.cookie", "zzzz"])),
+            Some(&list(&[
+                "user",
+                "emial",
+                "headers.x-team",
+                "headers.cookie",
+                "zzzz",
+            ])),
             &mut diags,
         );
         assert!(f.contains(F::User) && !f.contains(F::Method));
         assert_eq!(f.headers, ["x-team"]);
         assert_eq!(diags.error_count(), 3);
-        let text: Vec<String> = diags.into_sorted().iter().map(ToString::to_string).collect();
+        let text: Vec<String> = diags
+            .into_sorted()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         let text = text.join("\n");
         assert!(text.contains("did you mean `email`?"), "{text}");
         assert!(text.contains("carries credentials"), "{text}");
-        assert!(text.contains("`zzzz` is not an authorize log field"), "{text}");
+        assert!(
+            text.contains("`zzzz` is not an authorize log field"),
+            "{text}"
+        );
     }
 }

@@ -8,6 +8,8 @@ mod common;
 mod determinism;
 mod drain;
 mod golden;
+mod logs;
+mod metrics;
 mod policy_fuzz;
 mod policy_table;
 mod probe;
