@@ -242,9 +242,11 @@ fn log_decision(
 ) {
     let fields = &index.model.global.authorize_log_fields;
     let on = |f: F| fields.contains(f);
-    let pick = |f: F, value: &str| -> Option<String> {
-        (on(f) && !value.is_empty()).then(|| value.to_string())
-    };
+    // Borrowed, not copied: the line is built from the request's own strings.
+    fn keep(on: bool, value: &str) -> Option<&str> {
+        (on && !value.is_empty()).then_some(value)
+    }
+    let pick = |f: F, value| keep(on(f), value);
     let identity = answered.session.as_deref().map(|s| &s.identity);
     let route = answered.route;
     let from = route.filter(|_| on(F::RouteId)).map(|r| {
@@ -257,7 +259,7 @@ fn log_decision(
     let route_checksum = route
         .filter(|_| on(F::RouteChecksum))
         .and_then(|r| index.route(&r.id))
-        .map(|(_, checksum)| checksum.to_string());
+        .map(|(_, checksum)| checksum);
     let query = view
         .raw_path
         .split_once('?')

@@ -81,16 +81,8 @@ impl Default for Metrics {
             reload_duration: Family::new_with_constructor(reload_histogram),
             last_publish: Mutex::new(None),
         };
-        // Every series exists from the start at zero, so `rate()` and dashboards see them
-        // before the first event.
-        for ty in crate::xds::ResourceType::ALL {
-            let label = TypeLabel {
-                type_url: ty.type_url(),
-            };
-            for family in [&m.xds_responses, &m.xds_acks, &m.xds_nacks] {
-                let _ = family.get_or_create(&label);
-            }
-        }
+        // Every stage's series exists from the start, so dashboards see it before the first
+        // reload (the xDS types are added by `xds::status`, which knows them).
         for stage in STAGES {
             let _ = m.reload_duration.get_or_create(&StageLabel { stage });
         }
@@ -116,6 +108,17 @@ impl Metrics {
 
     pub fn last_publish(&self) -> Option<(u64, Instant)> {
         *self.last_publish.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Creates the xDS series of these resource types at zero, so `rate()` sees them from
+    /// the first scrape.
+    pub fn know_types(&self, type_urls: impl IntoIterator<Item = &'static str>) {
+        for type_url in type_urls {
+            let label = TypeLabel { type_url };
+            for family in [&self.xds_responses, &self.xds_acks, &self.xds_nacks] {
+                let _ = family.get_or_create(&label);
+            }
+        }
     }
 
     pub fn observe_stage(&self, stage: &'static str, took: Duration) {

@@ -85,11 +85,22 @@ impl Counters {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Registry {
     next_id: AtomicU64,
     connections: Mutex<BTreeMap<u64, ConnectionStatus>>,
     pub counters: Counters,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        metrics().know_types(ResourceType::ALL.map(ResourceType::type_url));
+        Registry {
+            next_id: AtomicU64::new(0),
+            connections: Mutex::default(),
+            counters: Counters::default(),
+        }
+    }
 }
 
 pub fn now_unix() -> u64 {
