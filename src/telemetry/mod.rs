@@ -27,12 +27,11 @@ pub fn init(level: LogLevel, format: Option<LogFormat>) {
     };
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("sluice={default},warn")));
-    let format = format.unwrap_or_else(|| {
-        if std::io::stderr().is_terminal() {
-            LogFormat::Pretty
-        } else {
-            LogFormat::Json
-        }
+    let terminal = std::io::stderr().is_terminal();
+    let format = format.unwrap_or(if terminal {
+        LogFormat::Pretty
+    } else {
+        LogFormat::Json
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -44,6 +43,7 @@ pub fn init(level: LogLevel, format: Option<LogFormat>) {
             .with_current_span(false)
             .with_span_list(false)
             .try_init(),
-        LogFormat::Pretty => builder.try_init(),
+        // Colours only for a terminal: escape codes in a file or a pipe are noise.
+        LogFormat::Pretty => builder.with_ansi(terminal).try_init(),
     };
 }
