@@ -70,8 +70,8 @@ impl AuthzCounters {
 
 /// What the decision log and metrics need to know about one answered Check.
 struct Answered<'a> {
-    outcome: &'static str,
-    reasons: Cow<'static, str>,
+    /// Outcome and reasons, as the metrics label them.
+    labels: DecisionLabels,
     route: Option<&'a Route>,
     session: Option<Arc<Session>>,
 }
@@ -85,12 +85,7 @@ impl AuthzService {
         let took = started.elapsed();
         let m = metrics();
         m.authz_check_duration.observe(took.as_secs_f64());
-        m.authz_decisions
-            .get_or_create(&DecisionLabels {
-                outcome: answered.outcome,
-                reason: answered.reasons.clone(),
-            })
-            .inc();
+        m.authz_decisions.get_or_create(&answered.labels).inc();
         // Building the line costs allocations; skip it all when nobody reads it.
         if tracing::enabled!(target: DECISION_TARGET, Level::INFO) {
             let check_id = request
@@ -166,8 +161,10 @@ impl AuthzService {
             Decision::UnknownRoute => ("unknown_route", Cow::Borrowed("route-not-found")),
         };
         let answered = |session| Answered {
-            outcome,
-            reasons,
+            labels: DecisionLabels {
+                outcome,
+                reason: reasons,
+            },
             route,
             session,
         };
@@ -268,8 +265,8 @@ fn log_decision(
     let headers = logged_headers(view, fields);
     tracing::info!(
         target: DECISION_TARGET,
-        decision = answered.outcome,
-        reason = &*answered.reasons,
+        decision = answered.labels.outcome,
+        reason = &*answered.labels.reason,
         status = http_status(response),
         latency_us,
         "request-id" = pick(F::RequestId, view.request_id),
