@@ -1,18 +1,25 @@
-//! The gRPC `envoy.service.auth.v3.Authorization` service Envoy's ext_authz filter calls.
+//! The gRPC `envoy.service.auth.v3.Authorization` service Envoy's ext_authz filter calls,
+//! with its decision metrics and its one log line per decision.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
-use envoy_types::ext_authz::v3::pb::{Authorization, CheckRequest, CheckResponse};
+use envoy_types::ext_authz::v3::pb::{Authorization, CheckRequest, CheckResponse, HttpResponse};
 use tonic::{Request, Response, Status};
-use tracing::{debug, warn};
+use tracing::{Level, debug, warn};
 
 use super::decide::{Decision, decide};
-use super::identity::IdentitySource;
-use super::index::IndexSource;
+use super::identity::{IdentitySource, Session};
+use super::index::{Index, IndexSource};
 use super::request::RequestView;
 use super::{certificate, headers, respond};
+use crate::config::log_fields::{AuthorizeLogField as F, SECRET_HEADERS};
+use crate::config::model::Route;
 use crate::policy::eval::ClientCertificate;
+use crate::telemetry::DECISION_TARGET;
+use crate::telemetry::metrics::{DecisionLabels, metrics};
 
 /// Decision counters, for status and metrics.
 #[derive(Debug, Default)]
@@ -61,10 +68,44 @@ impl AuthzCounters {
     }
 }
 
+/// What the decision log and metrics need to know about one answered Check.
+struct Answered<'a> {
+    /// Outcome and reasons, as the metrics label them.
+    labels: DecisionLabels,
+    route: Option<&'a Route>,
+    session: Option<Arc<Session>>,
+}
+
 impl AuthzService {
     pub async fn check_request(&self, request: &CheckRequest) -> CheckResponse {
+        let started = Instant::now();
         let index = self.source.index();
         let view = RequestView::new(request);
+        let (response, answered) = self.answer(&view, &index).await;
+        let took = started.elapsed();
+        let m = metrics();
+        m.authz_check_duration.observe(took.as_secs_f64());
+        m.authz_decisions.get_or_create(&answered.labels).inc();
+        // Building the line costs allocations; skip it all when nobody reads it.
+        if tracing::enabled!(target: DECISION_TARGET, Level::INFO) {
+            let check_id = request
+                .attributes
+                .as_ref()
+                .and_then(|a| a.request.as_ref())
+                .and_then(|r| r.http.as_ref())
+                .map(|h| h.id.as_str())
+                .unwrap_or("");
+            let latency_us = took.as_micros() as u64;
+            log_decision(&view, check_id, &index, &answered, &response, latency_us);
+        }
+        response
+    }
+
+    async fn answer<'a>(
+        &self,
+        view: &RequestView<'_>,
+        index: &'a Index,
+    ) -> (CheckResponse, Answered<'a>) {
         let c = &self.counters;
         c.checks.fetch_add(1, Ordering::Relaxed);
         let found = view.route_id.and_then(|id| index.route(id));
@@ -85,7 +126,7 @@ impl AuthzService {
         let session = match route {
             Some(route) => match self
                 .identities
-                .identify(&view, route, &index.model.global)
+                .identify(view, route, &index.model.global)
                 .await
             {
                 Ok(session) => session,
@@ -100,7 +141,33 @@ impl AuthzService {
             None => None,
         };
         let cert = certificate::read(view.certificate);
-        let decided = decide(route, &view, session.as_deref(), cert.clone());
+        let decided = decide(route, view, session.as_deref(), cert.clone());
+        let (outcome, reasons) = match &decided.decision {
+            Decision::Allow => (
+                "allow",
+                joined(
+                    decided
+                        .evaluation
+                        .as_ref()
+                        .map(|e| e.allow_reasons.as_slice())
+                        .unwrap_or_default(),
+                ),
+            ),
+            Decision::SignIn => (
+                "sign_in",
+                Cow::Borrowed(crate::policy::eval::reason::USER_UNAUTHENTICATED),
+            ),
+            Decision::Deny { reasons, .. } => ("deny", joined(reasons)),
+            Decision::UnknownRoute => ("unknown_route", Cow::Borrowed("route-not-found")),
+        };
+        let answered = |session| Answered {
+            labels: DecisionLabels {
+                outcome,
+                reason: reasons,
+            },
+            route,
+            session,
+        };
         match (&decided.decision, route) {
             (Decision::Allow, Some(route)) => {
                 c.allowed.fetch_add(1, Ordering::Relaxed);
@@ -111,12 +178,12 @@ impl AuthzService {
                 let (set, remove) = headers::for_allowed(
                     route,
                     &index.model.global,
-                    &view,
+                    view,
                     session.as_deref(),
                     &index.assertions,
                     info,
                 );
-                return respond::allow(set, remove);
+                return (respond::allow(set, remove), answered(session));
             }
             (Decision::SignIn, _) => c.sign_in.fetch_add(1, Ordering::Relaxed),
             (Decision::UnknownRoute, _) => {
@@ -133,8 +200,112 @@ impl AuthzService {
             }
             _ => c.denied.fetch_add(1, Ordering::Relaxed),
         };
-        respond::refuse(&decided, &view, &index)
+        (respond::refuse(&decided, view, index), answered(session))
     }
+}
+
+/// Pomerium's reasons as one label value: sorted already (they come from sets); borrowed in
+/// the common single-reason case, so the hot path allocates nothing for it.
+fn joined(reasons: &[&'static str]) -> Cow<'static, str> {
+    match reasons {
+        [] => Cow::Borrowed(""),
+        [one] => Cow::Borrowed(one),
+        many => Cow::Owned(many.join(",")),
+    }
+}
+
+/// The HTTP status Envoy returns for this answer (200 when allowed).
+fn http_status(response: &CheckResponse) -> u16 {
+    match &response.http_response {
+        Some(HttpResponse::DeniedResponse(d)) => d
+            .status
+            .as_ref()
+            .and_then(|s| u16::try_from(s.code).ok())
+            .unwrap_or(403),
+        _ => 200,
+    }
+}
+
+/// One line per decision at info, Pomerium's "authorize check": decision, reason, status and
+/// latency always; the rest as `authorize_log_fields` says. Never a token, a cookie or an
+/// Authorization header: no field reads them, and `headers` leaves them out.
+fn log_decision(
+    view: &RequestView<'_>,
+    check_id: &str,
+    index: &Index,
+    answered: &Answered<'_>,
+    response: &CheckResponse,
+    latency_us: u64,
+) {
+    let fields = &index.model.global.authorize_log_fields;
+    let on = |f: F| fields.contains(f);
+    // Borrowed, not copied: the line is built from the request's own strings.
+    fn keep(on: bool, value: &str) -> Option<&str> {
+        (on && !value.is_empty()).then_some(value)
+    }
+    let pick = |f: F, value| keep(on(f), value);
+    let identity = answered.session.as_deref().map(|s| &s.identity);
+    let route = answered.route;
+    let from = route.filter(|_| on(F::RouteId)).map(|r| {
+        let f = &r.from;
+        match f.port {
+            Some(port) => format!("{}://{}:{port}", f.scheme, f.host),
+            None => format!("{}://{}", f.scheme, f.host),
+        }
+    });
+    let route_checksum = route
+        .filter(|_| on(F::RouteChecksum))
+        .and_then(|r| index.route(&r.id))
+        .map(|(_, checksum)| checksum);
+    let query = view
+        .raw_path
+        .split_once('?')
+        .map(|(_, q)| q.split('#').next().unwrap_or(""))
+        .and_then(|q| pick(F::Query, q));
+    let headers = logged_headers(view, fields);
+    tracing::info!(
+        target: DECISION_TARGET,
+        decision = answered.labels.outcome,
+        reason = &*answered.labels.reason,
+        status = http_status(response),
+        latency_us,
+        "request-id" = pick(F::RequestId, view.request_id),
+        "check-request-id" = pick(F::CheckRequestId, check_id),
+        method = pick(F::Method, view.method),
+        host = pick(F::Host, view.host),
+        path = pick(F::Path, &view.path),
+        query,
+        ip = view.source_ip.filter(|_| on(F::Ip)).map(|ip| ip.to_string()),
+        user = identity.and_then(|i| pick(F::User, &i.user_id)),
+        email = identity.and_then(|i| i.email.as_deref()).and_then(|e| pick(F::Email, e)),
+        "route-id" = route.and_then(|r| pick(F::RouteId, &r.id)),
+        from,
+        "route-checksum" = route_checksum,
+        "envoy-route-id" = view.route_id.and_then(|id| pick(F::EnvoyRouteId, id)),
+        "envoy-route-checksum" = view.checksum.and_then(|c| pick(F::EnvoyRouteChecksum, c)),
+        headers,
+        "authorize check"
+    );
+}
+
+/// The request headers `authorize_log_fields` asks for (`headers`: all, `headers.<name>`:
+/// one), as a JSON object, credentials left out.
+fn logged_headers(
+    view: &RequestView<'_>,
+    fields: &crate::config::log_fields::AuthorizeLogFields,
+) -> Option<String> {
+    let all = fields.contains(F::Headers);
+    if !all && fields.headers.is_empty() {
+        return None;
+    }
+    let chosen: std::collections::BTreeMap<&str, &str> = view
+        .headers
+        .iter()
+        .filter(|(k, _)| !SECRET_HEADERS.contains(&k.as_str()))
+        .filter(|(k, _)| all || fields.headers.iter().any(|h| h == *k))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    serde_json::to_string(&chosen).ok()
 }
 
 #[tonic::async_trait]

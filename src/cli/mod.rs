@@ -254,7 +254,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(m) => m,
                 Err(code) => return Ok(code),
             };
-            crate::telemetry::init(model.global.log_level);
+            crate::telemetry::init(model.global.log_level, model.global.log_format);
             runtime()?.block_on(crate::app::serve(config, model))
         }
         Command::Status {

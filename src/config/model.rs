@@ -171,6 +171,9 @@ pub struct Global {
     /// Between the HTTP/2 GOAWAY that announces a drain and the final one (HCM `drain_timeout`).
     pub http2_drain_timeout: Setting<Duration>,
     pub stream_probe: StreamProbe,
+    /// None: JSON unless logs go to a terminal.
+    pub log_format: Option<super::log_fields::LogFormat>,
+    pub authorize_log_fields: super::log_fields::AuthorizeLogFields,
 }
 
 /// Who may open sluice's SSE test stream at `/.sluice/stream-probe` on route hosts.

@@ -211,6 +211,8 @@ raw_struct! {
         /// every raw route at once.
         routes: Vec<Node>,
         policy: Vec<Node>,
+        log_format: String,
+        authorize_log_fields: StringList,
     }
 }
 

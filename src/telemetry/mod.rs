@@ -1,13 +1,23 @@
-//! Logging setup and metrics rendering.
+//! Logging setup (level, JSON or pretty lines) and sluice's Prometheus metrics.
 
 pub mod metrics;
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
+use crate::config::log_fields::LogFormat;
 use crate::config::model::LogLevel;
 
-/// Logs go to stderr; `RUST_LOG` overrides the config's `log_level`.
-pub fn init(level: LogLevel) {
+/// The target of the one-line-per-decision ext_authz log (Pomerium's "authorize check").
+pub const DECISION_TARGET: &str = "sluice::authz";
+
+/// Logs go to stderr; `RUST_LOG` overrides the config's `log_level`. Without `log_format`,
+/// lines are JSON unless stderr is a terminal (a container's log collector gets JSON, as
+/// from Pomerium; a person at a shell gets readable lines). Called once the config is read,
+/// so its settings apply from the first line; a config that fails to load is reported on
+/// stderr by the CLI without going through here.
+pub fn init(level: LogLevel, format: Option<LogFormat>) {
     let default = match level {
         LogLevel::Trace => "trace",
         LogLevel::Debug => "debug",
@@ -17,8 +27,23 @@ pub fn init(level: LogLevel) {
     };
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("sluice={default},warn")));
-    let _ = tracing_subscriber::fmt()
+    let terminal = std::io::stderr().is_terminal();
+    let format = format.unwrap_or(if terminal {
+        LogFormat::Pretty
+    } else {
+        LogFormat::Json
+    });
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .try_init(),
+        // Colours only for a terminal: escape codes in a file or a pipe are noise.
+        LogFormat::Pretty => builder.with_ansi(terminal).try_init(),
+    };
 }

@@ -1,14 +1,17 @@
 //! What every connected Envoy has been sent and has acknowledged, its last rejection (NACK),
 //! and counters for the whole server. Streams write; `sluice status` and metrics read.
+//! Responses, ACKs and NACKs are also counted by resource type in the Prometheus metrics, with
+//! the time from a generation's publish to each Envoy's ACK of it.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
 use super::types::ResourceType;
+use crate::telemetry::metrics::{TypeLabel, metrics};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -82,11 +85,22 @@ impl Counters {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Registry {
     next_id: AtomicU64,
     connections: Mutex<BTreeMap<u64, ConnectionStatus>>,
     pub counters: Counters,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        metrics().know_types(ResourceType::ALL.map(ResourceType::type_url));
+        Registry {
+            next_id: AtomicU64::new(0),
+            connections: Mutex::default(),
+            counters: Counters::default(),
+        }
+    }
 }
 
 pub fn now_unix() -> u64 {
@@ -128,6 +142,8 @@ impl Registry {
             id,
             registry: Arc::clone(self),
             in_flight: Default::default(),
+            connected: Instant::now(),
+            acked_generation: [0; ResourceType::COUNT],
         }
     }
 
@@ -150,8 +166,21 @@ const IN_FLIGHT: usize = 16;
 pub struct ConnectionHandle {
     pub id: u64,
     registry: Arc<Registry>,
-    /// Per type: (nonce, version) of responses not yet acknowledged.
-    in_flight: [VecDeque<(String, String)>; ResourceType::COUNT],
+    /// Per type: responses not yet acknowledged.
+    in_flight: [VecDeque<InFlight>; ResourceType::COUNT],
+    connected: Instant,
+    /// Per type: the newest generation whose publish → ACK time was observed.
+    acked_generation: [u64; ResourceType::COUNT],
+}
+
+#[derive(Debug)]
+struct InFlight {
+    nonce: String,
+    version: String,
+    /// The publish this response may carry (the last one before it was sent), when it
+    /// happened while this Envoy was connected; the response to a fresh connection measures
+    /// the connection, not an edit.
+    publish: Option<(u64, Instant)>,
 }
 
 /// What a request said about an earlier response.
@@ -174,7 +203,20 @@ impl ConnectionHandle {
         if queue.len() == IN_FLIGHT {
             queue.pop_front();
         }
-        queue.push_back((nonce.to_string(), version.to_string()));
+        let publish = metrics()
+            .last_publish()
+            .filter(|(_, at)| *at >= self.connected);
+        queue.push_back(InFlight {
+            nonce: nonce.to_string(),
+            version: version.to_string(),
+            publish,
+        });
+        metrics()
+            .xds_responses
+            .get_or_create(&TypeLabel {
+                type_url: ty.type_url(),
+            })
+            .inc();
         let c = &self.registry.counters;
         c.responses.fetch_add(1, Ordering::Relaxed);
         c.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
@@ -194,16 +236,37 @@ impl ConnectionHandle {
         error: Option<String>,
     ) -> Option<Reply> {
         let queue = &mut self.in_flight[ty.index()];
-        let at = queue.iter().position(|(n, _)| n == nonce)?;
-        let (_, version) = queue.drain(..=at).next_back()?;
+        let at = queue.iter().position(|f| f.nonce == nonce)?;
+        let InFlight {
+            nonce: _,
+            version,
+            publish,
+        } = queue.drain(..=at).next_back()?;
         let c = &self.registry.counters;
+        let label = TypeLabel {
+            type_url: ty.type_url(),
+        };
         let reply = match error {
             None => {
                 c.acks.fetch_add(1, Ordering::Relaxed);
+                metrics().xds_acks.get_or_create(&label).inc();
+                // Once per generation and type: later responses of the same generation (a
+                // route table asked for after its listener) add nothing about the edit.
+                let acked = &mut self.acked_generation[ty.index()];
+                if let Some((generation, published)) = publish
+                    && generation > *acked
+                {
+                    *acked = generation;
+                    metrics()
+                        .xds_publish_to_ack
+                        .get_or_create(&label)
+                        .observe(published.elapsed().as_secs_f64());
+                }
                 Reply::Ack { version }
             }
             Some(error) => {
                 c.nacks.fetch_add(1, Ordering::Relaxed);
+                metrics().xds_nacks.get_or_create(&label).inc();
                 Reply::Nack { version, error }
             }
         };

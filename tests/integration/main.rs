@@ -10,6 +10,8 @@ mod determinism;
 mod diff;
 mod drain;
 mod golden;
+mod logs;
+mod metrics;
 mod policy_fuzz;
 mod policy_table;
 mod probe;

@@ -236,7 +236,7 @@ fn a_bad_edit_keeps_the_last_good_config() {
     );
     let metrics = http::get(ports.grpc, "sluice", "/metrics").unwrap().body;
     assert!(
-        metrics.contains("sluice_config_reload_failures_total 1"),
+        metrics.contains("sluice_config_reloads_total{result=\"failed\"} 1"),
         "{metrics}"
     );
 

@@ -261,6 +261,11 @@ pub(super) fn validate_global(raw: &RawConfig, base: &Path, diags: &mut Diagnost
         drain_time: super::streams::drain_time(raw, diags),
         http2_drain_timeout: super::streams::http2_drain_timeout(raw, diags),
         stream_probe: super::streams::stream_probe(raw, diags),
+        log_format: crate::config::log_fields::log_format(raw.log_format.as_ref(), diags),
+        authorize_log_fields: crate::config::log_fields::authorize_log_fields(
+            raw.authorize_log_fields.as_ref(),
+            diags,
+        ),
     }
     .with_services_checked(raw, diags)
 }
