@@ -171,6 +171,8 @@ pub struct Global {
     /// Between the HTTP/2 GOAWAY that announces a drain and the final one (HCM `drain_timeout`).
     pub http2_drain_timeout: Setting<Duration>,
     pub stream_probe: StreamProbe,
+    /// The Envoy binary a managed Envoy runs (`envoy_binary`), resolved against the config's folder.
+    pub envoy_binary: Option<PathBuf>,
 }
 
 /// Who may open sluice's SSE test stream at `/.sluice/stream-probe` on route hosts.

@@ -211,6 +211,8 @@ raw_struct! {
         /// every raw route at once.
         routes: Vec<Node>,
         policy: Vec<Node>,
+        /// The Envoy binary `sluice serve` runs (managed mode); relative to the config file.
+        envoy_binary: String,
     }
 }
 

@@ -261,6 +261,10 @@ pub(super) fn validate_global(raw: &RawConfig, base: &Path, diags: &mut Diagnost
         drain_time: super::streams::drain_time(raw, diags),
         http2_drain_timeout: super::streams::http2_drain_timeout(raw, diags),
         stream_probe: super::streams::stream_probe(raw, diags),
+        envoy_binary: raw
+            .envoy_binary
+            .as_ref()
+            .map(|b| super::files::resolve(base, &b.value)),
     }
     .with_services_checked(raw, diags)
 }
