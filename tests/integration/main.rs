@@ -8,6 +8,7 @@ mod common;
 mod determinism;
 mod drain;
 mod golden;
+mod managed;
 mod policy_fuzz;
 mod policy_table;
 mod probe;
