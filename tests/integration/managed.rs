@@ -344,3 +344,15 @@ fn managed_mode_without_an_envoy_is_an_error_and_external_mode_is_ready_alone() 
     assert_eq!(body["envoy"]["mode"], "external", "{body}");
     assert!(!plain(&sluice.guard.log_text()).contains("started managed Envoy"));
 }
+
+#[test]
+fn envoy_stops_when_sluice_is_killed() {
+    let mut sluice = Managed::start();
+    let envoy_pid = sluice.envoy_pid();
+    sluice.guard.signal("KILL");
+    let code = sluice.wait_exit(Duration::from_secs(5));
+    assert_eq!(code, None, "killed by a signal");
+    // The parent-death signal reaches Envoy although sluice could not clean up.
+    let gone = poll(Duration::from_secs(10), || (!alive(envoy_pid)).then_some(()));
+    assert!(gone.is_some(), "Envoy {envoy_pid} outlived a killed sluice");
+}
