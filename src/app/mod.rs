@@ -1,6 +1,9 @@
 //! Wiring: load the config, publish the first generation, serve gRPC (ADS) and sluice's HTTP
-//! endpoints on `grpc_address`, metrics on `metrics_address`, reload on change, stop on signal.
+//! endpoints on `grpc_address`, metrics on `metrics_address`, reload on change, run (or not)
+//! the managed Envoy, drain and stop on signal.
 
+pub mod envoy;
+pub mod health;
 pub mod http;
 mod probe;
 pub mod reload;
@@ -11,11 +14,13 @@ mod watch;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
 use tracing::{info, warn};
 
+use self::envoy::{EnvoyMode, Managed};
 use self::state::{Published, State};
 use crate::authz::signer::Signer;
 use crate::authz::tokens::IdpTokens;
@@ -27,9 +32,13 @@ use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 /// How long open streams get to finish after a stop signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
-pub async fn serve(config: PathBuf, model: Model) -> anyhow::Result<ExitCode> {
+pub async fn serve(config: PathBuf, model: Model, mode: EnvoyMode) -> anyhow::Result<ExitCode> {
+    // Installed first, so a stop signal during start-up is handled rather than fatal.
+    let mut signals = Signals::install()?;
+    let binary = envoy_binary(&model, mode)?;
     let grpc_address = model.global.grpc_address;
     let metrics_address = model.global.metrics_address;
+    let envoy_admin = model.global.envoy_admin_address;
     let snapshot = reload::snapshot_for(&model, 1);
     info!(
         routes = model.routes.len(),
@@ -51,6 +60,17 @@ pub async fn serve(config: PathBuf, model: Model) -> anyhow::Result<ExitCode> {
         registry: Arc::clone(&registry),
         authz: Arc::clone(&authz_counters),
     };
+    let stopping = Arc::new(AtomicBool::new(false));
+    let health = health::Health {
+        state: Arc::clone(&state),
+        registry: Arc::clone(&registry),
+        envoy: binary.as_ref().map(|_| health::ManagedEnvoy {
+            admin: envoy::connect_address(&envoy_admin),
+            node_id: envoy::MANAGED_NODE_ID.into(),
+        }),
+        stopping: Arc::clone(&stopping),
+        client: envoy::admin_client(),
+    };
 
     let authz = AuthzService {
         source: Arc::clone(&state) as Arc<dyn IndexSource>,
@@ -60,7 +80,8 @@ pub async fn serve(config: PathBuf, model: Model) -> anyhow::Result<ExitCode> {
     let app = tonic::service::Routes::new(AdsServer::new(source, Arc::clone(&registry)))
         .add_service(AuthorizationServer::new(authz))
         .into_axum_router()
-        .merge(http::router(endpoints.clone()));
+        .merge(http::router(endpoints.clone()))
+        .merge(health::router(health.clone()));
 
     let listener = tokio::net::TcpListener::bind(grpc_address)
         .await
@@ -71,9 +92,10 @@ pub async fn serve(config: PathBuf, model: Model) -> anyhow::Result<ExitCode> {
         let metrics = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on metrics_address {addr}"))?;
-        info!(metrics_address = %addr, "serving /metrics");
+        info!(metrics_address = %addr, "serving /metrics, /healthz and /readyz");
+        let router = http::router(endpoints).merge(health::router(health));
         tokio::spawn(async move {
-            if let Err(e) = axum::serve(metrics, http::router(endpoints)).await {
+            if let Err(e) = axum::serve(metrics, router).await {
                 warn!(error = %e, "metrics server stopped");
             }
         });
@@ -86,12 +108,65 @@ pub async fn serve(config: PathBuf, model: Model) -> anyhow::Result<ExitCode> {
         let _ = stop_rx.await;
     });
     let server = tokio::spawn(server);
-    stop_signal().await;
-    info!("stopping");
+
+    // Started once sluice listens, so Envoy's first ADS request finds it; from this (the
+    // runtime's main) thread, which lives as long as sluice: see `Managed::start`.
+    let managed = match &binary {
+        Some(path) => Some(Managed::start(&state.published().model, path)?),
+        None => None,
+    };
+    let code = match managed {
+        None => {
+            signals.recv().await;
+            info!("stopping");
+            ExitCode::SUCCESS
+        }
+        Some(mut envoy) => {
+            tokio::select! {
+                status = envoy.wait() => {
+                    envoy.report_exit(&status);
+                    ExitCode::FAILURE
+                }
+                _ = signals.recv() => {
+                    stopping.store(true, Ordering::Relaxed);
+                    info!("stopping: draining the managed Envoy first (a second signal stops at once)");
+                    // sluice keeps serving ext_authz and xDS while Envoy's streams finish.
+                    envoy.drain_and_stop(signals.recv()).await;
+                    ExitCode::SUCCESS
+                }
+            }
+        }
+    };
+    info!("stopping sluice's servers");
     let _ = stop_tx.send(());
     // ADS streams never end by themselves; give them a moment, then go.
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, server).await;
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
+}
+
+/// The Envoy binary to run, or None for an external Envoy.
+fn envoy_binary(model: &Model, mode: EnvoyMode) -> anyhow::Result<Option<PathBuf>> {
+    if mode == EnvoyMode::External {
+        info!(
+            "external Envoy: start it with the output of `sluice bootstrap` and `sluice envoy-flags`"
+        );
+        return Ok(None);
+    }
+    let lookup = envoy::find_binary(model.global.envoy_binary.as_deref())?;
+    match (lookup.found, mode) {
+        (Some(path), _) => Ok(Some(path)),
+        (None, EnvoyMode::Managed) => Err(envoy::EnvoyError::NotFound {
+            looked: lookup.looked,
+        }
+        .into()),
+        (None, _) => {
+            info!(
+                looked = %lookup.looked.join(", "),
+                "no Envoy binary found, so Envoy runs externally: start it with the output of `sluice bootstrap`; for a managed Envoy, install one (`bash scripts/install-envoy.sh`) or set `envoy_binary` or SLUICE_ENVOY"
+            );
+            Ok(None)
+        }
+    }
 }
 
 /// The client sluice fetches IdP discovery documents and keys with: short timeouts, no
@@ -114,11 +189,26 @@ fn idp_client(ca_file: Option<&std::path::Path>) -> anyhow::Result<reqwest::Clie
     Ok(builder.build()?)
 }
 
-async fn stop_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+/// SIGTERM and SIGINT, as one stream of stop requests.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("cannot install a SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("cannot install a SIGINT handler")?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        let name = tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        };
+        info!(signal = name, "stop signal");
     }
 }

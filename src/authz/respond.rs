@@ -177,12 +177,20 @@ fn body(format: Format, status: u16, reasons: &[&str], request_id: &str) -> (Str
     }
 }
 
-/// Where a browser goes to sign in, with the page it came from.
+/// Where a browser goes to sign in, with the page it came from. Without
+/// `authenticate_service_url` that is the route host itself, as the client reached it: its
+/// scheme (`http` on an `insecure_server` listener) and the port it put in `:authority`.
 pub fn sign_in_url(index: &Index, request: &RequestView<'_>) -> String {
-    let original = format!("https://{}{}", request.host, request.raw_path);
+    // Envoy reports the scheme the client used; anything else (absent, odd) is https, the
+    // scheme Pomerium assumes.
+    let scheme = match request.scheme {
+        "http" => "http",
+        _ => "https",
+    };
+    let original = format!("{scheme}://{}{}", request.host, request.raw_path);
     let base = match &index.model.global.authenticate_service_url {
         Some(url) => url.trim_end_matches('/').to_string(),
-        None => format!("https://{}", request.host),
+        None => format!("{scheme}://{}", request.host),
     };
     let mut url = url::Url::parse(&format!("{base}/.pomerium/sign_in")).unwrap_or_else(|_| {
         url::Url::parse("https://invalid.invalid/.pomerium/sign_in").expect("constant URL parses")

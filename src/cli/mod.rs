@@ -134,10 +134,16 @@ enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: diff::DiffFormat,
     },
-    /// Serve the config to Envoys over xDS (ADS) on `grpc_address`, reloading on change.
+    /// Serve the config to Envoys over xDS (ADS) on `grpc_address`, reloading on change; run
+    /// Envoy too when its binary is found.
     Serve {
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
+        /// `managed`: sluice runs Envoy as its child (binary from `envoy_binary`, SLUICE_ENVOY,
+        /// PATH or .venv/bin/envoy); `external`: Envoy runs elsewhere and connects; `auto`:
+        /// managed when a binary is found.
+        #[arg(long, value_enum, default_value = "auto")]
+        envoy: crate::app::envoy::EnvoyMode,
     },
     /// Show the Envoys connected to a running sluice: what each was sent and acknowledged,
     /// and its last rejection.
@@ -249,13 +255,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             timeout: std::time::Duration::from_secs(timeout_s),
         }),
         Command::Diff { old, new, format } => Ok(diff::diff(&old, &new, format)),
-        Command::Serve { config } => {
+        Command::Serve { config, envoy } => {
             let model = match load(&config) {
                 Ok(m) => m,
                 Err(code) => return Ok(code),
             };
             crate::telemetry::init(model.global.log_level, model.global.log_format);
-            runtime()?.block_on(crate::app::serve(config, model))
+            runtime()?.block_on(crate::app::serve(config, model, envoy))
         }
         Command::Status {
             config,

@@ -174,6 +174,8 @@ pub struct Global {
     /// None: JSON unless logs go to a terminal.
     pub log_format: Option<super::log_fields::LogFormat>,
     pub authorize_log_fields: super::log_fields::AuthorizeLogFields,
+    /// The Envoy binary a managed Envoy runs (`envoy_binary`), resolved against the config's folder.
+    pub envoy_binary: Option<PathBuf>,
 }
 
 /// Who may open sluice's SSE test stream at `/.sluice/stream-probe` on route hosts.

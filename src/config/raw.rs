@@ -213,6 +213,8 @@ raw_struct! {
         policy: Vec<Node>,
         log_format: String,
         authorize_log_fields: StringList,
+        /// The Envoy binary `sluice serve` runs (managed mode); relative to the config file.
+        envoy_binary: String,
     }
 }
 

@@ -257,6 +257,16 @@ fn decisions_assertions_and_failing_closed_through_envoy() {
     let location = browser.header("location").expect("a sign-in location");
     assert!(location.contains("/.pomerium/sign_in"), "{location}");
     assert!(location.contains("pomerium_redirect_uri="), "{location}");
+    // Without authenticate_service_url the sign-in page is on the route host, as the client
+    // reached it: plain http on this listener, and the port it sent in :authority.
+    let authority = format!("app.test:{}", p.listener);
+    let browser = send(p, &authority, "/page?x=1", &[("Accept", "text/html")]);
+    assert_eq!(browser.status, 302, "{}", browser.body);
+    let expected = format!(
+        "http://{authority}/.pomerium/sign_in?pomerium_redirect_uri=http%3A%2F%2Fapp.test%3A{}%2Fpage%3Fx%3D1",
+        p.listener
+    );
+    assert_eq!(browser.header("location"), Some(expected.as_str()));
     let api = send(p, "app.test", "/", &[("Accept", "application/json")]);
     assert_eq!(api.status, 401);
     assert!(

@@ -12,6 +12,7 @@ mod drain;
 mod golden;
 mod logs;
 mod metrics;
+mod managed;
 mod policy_fuzz;
 mod policy_table;
 mod probe;

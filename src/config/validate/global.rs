@@ -266,6 +266,10 @@ pub(super) fn validate_global(raw: &RawConfig, base: &Path, diags: &mut Diagnost
             raw.authorize_log_fields.as_ref(),
             diags,
         ),
+        envoy_binary: raw
+            .envoy_binary
+            .as_ref()
+            .map(|b| super::files::resolve(base, &b.value)),
     }
     .with_services_checked(raw, diags)
 }

@@ -73,10 +73,23 @@ impl Sluice {
     }
 
     fn spawn(dir: &tempfile::TempDir, config: &std::path::Path) -> Guard {
+        // Each test starts its own Envoys beside sluice: external mode, whatever is installed.
+        Self::spawn_with(dir, config, &["--envoy", "external"], &[])
+    }
+
+    /// `sluice serve` with extra arguments and environment.
+    pub fn spawn_with(
+        dir: &tempfile::TempDir,
+        config: &std::path::Path,
+        args: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Guard {
         let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
         command
             .args(["serve", "-c"])
             .arg(config)
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
             // Benches set SLUICE_LOG to keep per-request debug lines out of their figures.
             .env(
                 "RUST_LOG",
