@@ -59,7 +59,13 @@ fn locked_version(lock: &str, name: &str) -> Option<String> {
 fn from_metadata(manifest_dir: &Path) -> PathBuf {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--locked", "--filter-platform"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--locked",
+            "--filter-platform",
+        ])
         // Only this platform's dependencies: others (macOS-only crates, say) are never needed.
         .arg(env::var("TARGET").expect("cargo sets TARGET"))
         .current_dir(manifest_dir)

@@ -1,6 +1,7 @@
 //! The config file: raw YAML structs with spans, validation into the typed `Model`, secrets.
 
 pub mod duration;
+pub mod generated;
 pub mod model;
 pub mod raw;
 pub mod secret;
