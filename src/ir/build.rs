@@ -84,7 +84,8 @@ pub fn build(model: &Model) -> Ir {
             format!("h3=\":{}\"; ma=86400", g.address.port()),
         );
     }
-    let main_routes = if vhosts.keys().all(|host| scopable_host(host)) {
+    // With no routes at all there is no scope to list, and Envoy refuses an empty scope list.
+    let main_routes = if !vhosts.is_empty() && vhosts.keys().all(|host| scopable_host(host)) {
         RouteTable::PerHost(names::MAIN_ROUTES.into())
     } else {
         RouteTable::Single(names::MAIN_ROUTES.into())

@@ -5,6 +5,7 @@ mod authz_burst;
 mod authz_e2e;
 mod cli;
 mod common;
+mod compat;
 mod determinism;
 mod drain;
 mod golden;

@@ -45,6 +45,21 @@ pub(super) fn source(
     base: &Path,
     diags: &mut Diagnostics,
 ) -> Option<PathBuf> {
+    source_with(inline, file, content, label, None, path, base, diags)
+}
+
+/// As [`source`], with Pomerium's words in front of a file problem ("couldn't load ...").
+#[allow(clippy::too_many_arguments)]
+pub(super) fn source_with(
+    inline: Option<Inline<'_>>,
+    file: Option<(&'static str, &Spanned<String>)>,
+    content: Content,
+    label: &str,
+    file_context: Option<&str>,
+    path: &KeyPath,
+    base: &Path,
+    diags: &mut Diagnostics,
+) -> Option<PathBuf> {
     match (inline, file) {
         (Some(i), Some((file_key, f))) => {
             diags.error(
@@ -76,7 +91,11 @@ pub(super) fn source(
             match checked {
                 Ok(()) => Some(p),
                 Err(e) => {
-                    diags.error(f.span, path.key(file_key), e);
+                    let message = match file_context {
+                        Some(ctx) => format!("{ctx}: {e}"),
+                        None => e,
+                    };
+                    diags.error(f.span, path.key(file_key), message);
                     None
                 }
             }

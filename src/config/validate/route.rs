@@ -8,7 +8,7 @@ use super::addr::{parse_from, parse_to};
 use super::files::PemKind;
 use super::global::{bearer_token_format, show};
 use super::headers::{check_header_name, header_map, response_headers, warn_nginx_headers};
-use super::pem::{Content, Inline, source};
+use super::pem::{Content, Inline, source_with};
 use crate::config::model::{
     CertificatePair, DirectResponse, Forward, Global, HostRewrite, LbPolicy, PathMatch,
     PathRewrite, Redirect, Route, RouteAction, Setting, UpstreamScheme, UpstreamTls,
@@ -583,13 +583,14 @@ fn upstream_tls(
         return Some(UpstreamTls::default());
     }
     let errors_before = diags.error_count();
-    let custom_ca_file = source(
+    let custom_ca_file = source_with(
         Inline::of("tls_custom_ca", raw.tls_custom_ca.as_ref()),
         raw.tls_custom_ca_file
             .as_ref()
             .map(|f| ("tls_custom_ca_file", f)),
         Content::Pem(PemKind::Certificate),
         "route-custom-ca",
+        Some("couldn't load custom ca file"),
         path,
         base,
         diags,
@@ -602,24 +603,26 @@ fn upstream_tls(
     let key_set = key_text.is_some() || raw.tls_client_key_file.is_some();
     let client_cert = match (cert_set, key_set) {
         (true, true) => {
-            let cert = source(
+            let cert = source_with(
                 Inline::of("tls_client_cert", raw.tls_client_cert.as_ref()),
                 raw.tls_client_cert_file
                     .as_ref()
                     .map(|f| ("tls_client_cert_file", f)),
                 Content::Pem(PemKind::Certificate),
                 "route-client-cert",
+                Some("couldn't load client cert file"),
                 path,
                 base,
                 diags,
             );
-            let key = source(
+            let key = source_with(
                 Inline::of("tls_client_key", key_text.as_ref()),
                 raw.tls_client_key_file
                     .as_ref()
                     .map(|f| ("tls_client_key_file", f)),
                 Content::Pem(PemKind::PrivateKey),
                 "route-client-key",
+                Some("couldn't load client key file"),
                 path,
                 base,
                 diags,

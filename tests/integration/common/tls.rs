@@ -195,3 +195,26 @@ impl axum::serve::Listener for TlsListener {
         Ok(self.addr)
     }
 }
+
+/// A client certificate (SAN `client.example.com`, like the test client's) signed by a CA
+/// made for the call, so one the test CA does not trust: the "bad certificate" of mTLS tests.
+/// Returns (certificate PEM, key PEM).
+pub fn other_ca_client() -> (String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "some other CA");
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().expect("client key");
+    let params =
+        CertificateParams::new(vec!["client.example.com".to_string()]).expect("client params");
+    let cert = params.signed_by(&key, &issuer).expect("sign client");
+    (cert.pem(), key.serialize_pem())
+}
+
+/// The certificate half of [`other_ca_client`].
+pub fn other_ca_client_pem() -> String {
+    other_ca_client().0
+}
