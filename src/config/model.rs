@@ -529,6 +529,11 @@ impl Route {
         self.policy.always_allows()
             && self.set_request_headers.is_empty()
             && !self.pass_identity_headers
+            // The default deny on client certificates is decided by ext_authz.
+            && !self
+                .client_certificate
+                .as_ref()
+                .is_some_and(|c| c.default_deny)
     }
 
     /// The readable label used in messages: the name, else the `from` URL.

@@ -9,6 +9,7 @@ mod compat;
 mod determinism;
 mod drain;
 mod golden;
+mod mtls_e2e;
 mod policy_fuzz;
 mod policy_table;
 mod probe;

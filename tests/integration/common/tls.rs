@@ -218,3 +218,30 @@ pub fn other_ca_client() -> (String, String) {
 pub fn other_ca_client_pem() -> String {
     other_ca_client().0
 }
+
+/// An HTTPS client (HTTP/1.1, trusting the test CA) that presents `identity`, a PEM
+/// certificate followed by its key, when the server asks for one; `None` presents nothing.
+pub fn mtls_client(identity: Option<&str>) -> reqwest::Client {
+    let ca = std::fs::read(ca_file()).expect("read the test CA");
+    let mut builder = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("CA PEM"))
+        .dns_resolver(Arc::new(Loopback))
+        .redirect(reqwest::redirect::Policy::none())
+        .http1_only()
+        .no_proxy();
+    if let Some(pem) = identity {
+        builder =
+            builder.identity(reqwest::Identity::from_pem(pem.as_bytes()).expect("identity PEM"));
+    }
+    builder.build().expect("mTLS client")
+}
+
+/// The test client certificate (signed by the test CA) and its key, as one PEM.
+pub fn test_client_identity() -> String {
+    let dir = certs();
+    let cert = std::fs::read_to_string(dir.join("client.pem")).expect("client.pem");
+    let key = std::fs::read_to_string(dir.join("client-key.pem")).expect("client-key.pem");
+    format!("{cert}{key}")
+}
