@@ -37,8 +37,12 @@ fn targets(config: &Path, state: &State) -> Targets {
             t.names.insert(name.to_os_string());
         }
     };
-    add(config);
     let model = Arc::clone(&state.published().model);
+    // Pomerium's `config_hot_reload: false`: reload on SIGHUP only.
+    if !model.global.runtime_flags.get("config_hot_reload") {
+        return t;
+    }
+    add(config);
     for pair in &model.global.certificates {
         add(&pair.cert);
         add(&pair.key);

@@ -48,6 +48,26 @@ pub fn decide(
         client_certificate: certificate,
     };
     let evaluation = eval::evaluate(&route.policy, &input);
+    // Pomerium appends `deny: invalid_client_certificate` to every policy when a client CA is
+    // configured and enforcement is not `policy`; a deny rule outranks any allow.
+    let default_deny = route
+        .client_certificate
+        .as_ref()
+        .is_some_and(|c| c.default_deny);
+    let certificate_problem = match &input.client_certificate {
+        ClientCertificate::None => Some(eval::reason::CLIENT_CERTIFICATE_REQUIRED),
+        ClientCertificate::Invalid => Some(eval::reason::INVALID_CLIENT_CERTIFICATE),
+        ClientCertificate::Valid(_) => None,
+    };
+    if let (true, Some(reason)) = (default_deny, certificate_problem) {
+        return Decided {
+            decision: Decision::Deny {
+                status: 495,
+                reasons: vec![reason],
+            },
+            evaluation: Some(evaluation),
+        };
+    }
     let decision = match evaluation.verdict() {
         Verdict::Allow { .. } => Decision::Allow,
         Verdict::SignIn => Decision::SignIn,

@@ -140,7 +140,7 @@ impl AuthzService {
             },
             None => None,
         };
-        let cert = certificate::read(view.certificate);
+        let cert = certificate::read_for(route, view.certificate);
         let decided = decide(route, view, session.as_deref(), cert.clone());
         let (outcome, reasons) = match &decided.decision {
             Decision::Allow => (

@@ -2,6 +2,7 @@
 
 pub mod duration;
 pub mod log_fields;
+pub mod generated;
 pub mod model;
 pub mod raw;
 pub mod secret;

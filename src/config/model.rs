@@ -141,8 +141,16 @@ pub struct Global {
     pub insecure_server: bool,
     pub http_redirect_addr: Option<SocketAddr>,
     pub certificates: Vec<CertificatePair>,
+    /// No certificate was configured, so `certificates` holds sluice's generated self-signed
+    /// one (as Pomerium serves a generated one).
+    pub self_signed: bool,
     /// Trusted roots for upstream TLS when a route sets no `tls_custom_ca_file`.
     pub certificate_authority_file: Option<PathBuf>,
+    /// `downstream_mtls`, when it is configured.
+    pub downstream_mtls: Option<DownstreamMtls>,
+    /// Every client CA (the global one and the routes' `tls_downstream_client_ca`) in one
+    /// file: the listener asks clients for a certificate when there is one.
+    pub client_ca_bundle: Option<PathBuf>,
     pub codec_type: CodecType,
     pub timeout_read: Setting<Duration>,
     pub timeout_write: Setting<Duration>,
@@ -159,6 +167,12 @@ pub struct Global {
     pub cookie_secret: Option<Secret>,
     pub cookie_name: String,
     pub cookie_expire: Duration,
+    pub cookie: CookieSettings,
+    /// Where sign-out sends the browser when the request names no redirect.
+    pub signout_redirect_url: Option<String>,
+    /// Domains a programmatic sign-in may redirect to (lowercase).
+    pub programmatic_redirect_domain_whitelist: Vec<String>,
+    pub runtime_flags: RuntimeFlags,
     pub signing_key: Option<Secret>,
     /// Header name → claim name.
     pub jwt_claims_headers: BTreeMap<String, String>,
@@ -176,6 +190,113 @@ pub struct Global {
     pub authorize_log_fields: super::log_fields::AuthorizeLogFields,
     /// The Envoy binary a managed Envoy runs (`envoy_binary`), resolved against the config's folder.
     pub envoy_binary: Option<PathBuf>,
+}
+
+/// The session cookie's attributes (read by the sign-in endpoints).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Hash)]
+pub struct CookieSettings {
+    pub http_only: bool,
+    /// `None`: the attribute is left out (Pomerium's default, `""`).
+    pub same_site: Option<SameSite>,
+    /// `None`: a host-only cookie.
+    pub domain: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum SameSite {
+    Lax,
+    Strict,
+    None,
+}
+
+/// Pomerium's `runtime_flags`, every known flag with its value (written or default).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Hash)]
+pub struct RuntimeFlags(pub BTreeMap<String, bool>);
+
+impl RuntimeFlags {
+    /// A known flag's value; unknown names are false.
+    pub fn get(&self, flag: &str) -> bool {
+        self.0.get(flag).copied().unwrap_or(false)
+    }
+}
+
+/// What happens to a request without a valid client certificate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum MtlsEnforcement {
+    /// Only the route's policy decides (`client_certificate`, `invalid_client_certificate`).
+    Policy,
+    /// As `policy`, plus a deny for every request without a valid certificate (495).
+    PolicyWithDefaultDeny,
+    /// The TLS handshake fails without a certificate the CA signed.
+    RejectConnection,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum SanType {
+    Email,
+    Dns,
+    Uri,
+    IpAddress,
+    UserPrincipalName,
+}
+
+/// One `match_subject_alt_names` entry: a SAN of this type must fully match the regex.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Hash)]
+pub struct SanMatcher {
+    pub san_type: SanType,
+    pub pattern: String,
+}
+
+/// `downstream_mtls`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Hash)]
+pub struct DownstreamMtls {
+    pub ca_file: Option<PathBuf>,
+    pub crl_file: Option<PathBuf>,
+    pub enforcement: MtlsEnforcement,
+    pub match_subject_alt_names: Vec<SanMatcher>,
+    /// Longest chain above the leaf; 0: no limit. Pomerium's default is 1.
+    pub max_verify_depth: u32,
+}
+
+/// How ext_authz checks a route's client certificates: the CA that applies to the route
+/// (its own `tls_downstream_client_ca`, else `downstream_mtls.ca`) and the constraints.
+#[derive(Clone, Debug, Serialize)]
+pub struct ClientCertCheck {
+    /// The PEM file the roots came from (what identifies the check in hashes and output).
+    pub ca_file: PathBuf,
+    #[serde(skip)]
+    pub roots_der: Vec<Vec<u8>>,
+    #[serde(skip)]
+    pub crls_der: Vec<Vec<u8>>,
+    pub match_subject_alt_names: Vec<SanMatcher>,
+    pub max_verify_depth: u32,
+    /// Requests without a valid certificate are denied whatever the policy says (Pomerium's
+    /// `policy_with_default_deny` and `reject_connection` add such a deny rule).
+    pub default_deny: bool,
+}
+
+impl PartialEq for ClientCertCheck {
+    fn eq(&self, other: &Self) -> bool {
+        self.roots_der == other.roots_der
+            && self.crls_der == other.crls_der
+            && self.match_subject_alt_names == other.match_subject_alt_names
+            && self.max_verify_depth == other.max_verify_depth
+            && self.default_deny == other.default_deny
+    }
+}
+
+/// By content, not path: the same CA written elsewhere checks the same.
+impl Hash for ClientCertCheck {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.roots_der.hash(state);
+        self.crls_der.hash(state);
+        self.match_subject_alt_names.hash(state);
+        self.max_verify_depth.hash(state);
+        self.default_deny.hash(state);
+    }
 }
 
 /// Who may open sluice's SSE test stream at `/.sluice/stream-probe` on route hosts.
@@ -335,6 +456,8 @@ pub struct Route {
     pub bearer_token_format: BearerTokenFormat,
     pub policy: Policy,
     pub depends_on: Vec<String>,
+    /// Set when a client CA applies to the route: ext_authz verifies certificates with it.
+    pub client_certificate: Option<Arc<ClientCertCheck>>,
 }
 
 /// Everything that decides what the route does, and nothing about where it is written, so
@@ -361,6 +484,7 @@ impl Hash for Route {
             bearer_token_format,
             policy,
             depends_on,
+            client_certificate,
         } = self;
         id.hash(state);
         name.hash(state);
@@ -378,6 +502,10 @@ impl Hash for Route {
         bearer_token_format.hash(state);
         policy.hash(state);
         depends_on.hash(state);
+        // Only when set, so routes without client certificates keep their checksums.
+        if let Some(check) = client_certificate {
+            check.hash(state);
+        }
     }
 }
 
@@ -406,6 +534,11 @@ impl Route {
         self.policy.always_allows()
             && self.set_request_headers.is_empty()
             && !self.pass_identity_headers
+            // The default deny on client certificates is decided by ext_authz.
+            && !self
+                .client_certificate
+                .as_ref()
+                .is_some_and(|c| c.default_deny)
     }
 
     /// The readable label used in messages: the name, else the `from` URL.

@@ -264,8 +264,9 @@ pub fn map_key<'n>(key: &'n Node, path: &KeyPath, diags: &mut Diagnostics) -> Op
 
 /// What a struct knows about keys it does not accept, to explain unknown keys well.
 pub struct KeyHints {
-    /// Pomerium settings sluice does not implement: an error that says so.
-    pub unsupported: &'static [&'static str],
+    /// Pomerium settings sluice does not implement, each with why (empty: no particular
+    /// reason to give): an error that says so.
+    pub unsupported: &'static [(&'static str, &'static str)],
     /// Keys that belong to another level of the file, with where they go.
     pub elsewhere: &'static [(&'static [&'static str], &'static str)],
 }
@@ -285,12 +286,13 @@ pub fn unknown_key(
     diags: &mut Diagnostics,
 ) {
     let at = path.key(key.to_string());
-    if hints.unsupported.contains(&key) {
-        diags.error(
-            span,
-            &at,
-            format!("`{key}` is a Pomerium setting that sluice does not support; remove it"),
-        );
+    if let Some((_, why)) = hints.unsupported.iter().find(|(k, _)| *k == key) {
+        let message = if why.is_empty() {
+            format!("`{key}` is a Pomerium setting that sluice does not support; remove it")
+        } else {
+            format!("`{key}` is a Pomerium setting that sluice does not support: {why}; remove it")
+        };
+        diags.error(span, &at, message);
         return;
     }
     for (keys, place) in hints.elsewhere {

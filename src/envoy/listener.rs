@@ -13,12 +13,15 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 };
 use envoy_types::pb::envoy::extensions::transport_sockets::quic::v3::QuicDownstreamTransport;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
-    CommonTlsContext, DownstreamTlsContext, SdsSecretConfig, TlsParameters, tls_parameters,
+    CertificateValidationContext, CommonTlsContext, DownstreamTlsContext, SdsSecretConfig,
+    SubjectAltNameMatcher, TlsParameters, certificate_validation_context, common_tls_context,
+    subject_alt_name_matcher::SanType, tls_parameters,
 };
+use envoy_types::pb::envoy::r#type::matcher::v3::{RegexMatcher, StringMatcher, string_matcher};
 use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value};
 
 use super::Delivery;
-use super::common::{ads_config_source, any, duration, socket_address};
+use super::common::{ads_config_source, any, duration, file, socket_address};
 use super::filters::http_filters;
 use super::scope::scoped_routes;
 use crate::ir;
@@ -39,6 +42,11 @@ pub fn listener(l: &ir::Listener, inline: Inline<'_>, delivery: Delivery) -> Lis
     let transport_socket = l.tls.as_ref().map(|tls| {
         let context = DownstreamTlsContext {
             common_tls_context: Some(common_tls(tls, delivery)),
+            require_client_certificate: tls
+                .client_validation
+                .as_ref()
+                .filter(|v| v.require)
+                .map(|_| BoolValue { value: true }),
             ..Default::default()
         };
         if quic {
@@ -101,6 +109,57 @@ fn common_tls(tls: &ir::DownstreamTls, delivery: Delivery) -> CommonTlsContext {
             })
             .collect(),
         alpn_protocols: tls.alpn.clone(),
+        validation_context_type: tls.client_validation.as_ref().map(|v| {
+            common_tls_context::ValidationContextType::ValidationContext(client_validation(v))
+        }),
+        ..Default::default()
+    }
+}
+
+/// Client certificate checks, as Pomerium sets them: a CRL only for the leaf's issuer, and
+/// unless connections are to be refused, untrusted certificates pass so that ext_authz can
+/// answer 495 (or let the route's policy decide).
+fn client_validation(v: &ir::ClientValidation) -> CertificateValidationContext {
+    use certificate_validation_context::TrustChainVerification;
+    CertificateValidationContext {
+        trusted_ca: Some(file(&v.ca_file)),
+        crl: v.crl_file.as_deref().map(file),
+        only_verify_leaf_cert_crl: v.crl_file.is_some(),
+        match_typed_subject_alt_names: v
+            .subject_alt_names
+            .iter()
+            .map(|(kind, pattern)| {
+                let (san_type, oid) = match kind {
+                    ir::ClientSan::Email => (SanType::Email, ""),
+                    ir::ClientSan::Dns => (SanType::Dns, ""),
+                    ir::ClientSan::Uri => (SanType::Uri, ""),
+                    ir::ClientSan::IpAddress => (SanType::IpAddress, ""),
+                    // Microsoft's UPN is an otherName with this OID.
+                    ir::ClientSan::UserPrincipalName => {
+                        (SanType::OtherName, "1.3.6.1.4.1.311.20.2.3")
+                    }
+                };
+                SubjectAltNameMatcher {
+                    san_type: san_type as i32,
+                    matcher: Some(StringMatcher {
+                        match_pattern: Some(string_matcher::MatchPattern::SafeRegex(
+                            RegexMatcher {
+                                regex: pattern.clone(),
+                                ..Default::default()
+                            },
+                        )),
+                        ignore_case: false,
+                    }),
+                    oid: oid.into(),
+                }
+            })
+            .collect(),
+        max_verify_depth: v.max_verify_depth.map(|value| UInt32Value { value }),
+        trust_chain_verification: if v.require {
+            TrustChainVerification::VerifyTrustChain
+        } else {
+            TrustChainVerification::AcceptUntrusted
+        } as i32,
         ..Default::default()
     }
 }

@@ -84,7 +84,8 @@ pub fn build(model: &Model) -> Ir {
             format!("h3=\":{}\"; ma=86400", g.address.port()),
         );
     }
-    let main_routes = if vhosts.keys().all(|host| scopable_host(host)) {
+    // With no routes at all there is no scope to list, and Envoy refuses an empty scope list.
+    let main_routes = if !vhosts.is_empty() && vhosts.keys().all(|host| scopable_host(host)) {
         RouteTable::PerHost(names::MAIN_ROUTES.into())
     } else {
         RouteTable::Single(names::MAIN_ROUTES.into())
@@ -179,9 +180,11 @@ fn main_listeners(g: &Global, secrets: &[Secret], routes: &RouteTable) -> Vec<Li
         CodecType::Http1 => (Codec::Http1, vec!["http/1.1"]),
         CodecType::Http2 => (Codec::Http2, vec!["h2"]),
     };
+    let client_validation = client_validation(g);
     let tls = (!g.insecure_server).then(|| DownstreamTls {
         certificates: certificates.clone(),
         alpn: alpn.into_iter().map(String::from).collect(),
+        client_validation: client_validation.clone(),
     });
     let mut out = vec![Listener {
         name: names::MAIN_LISTENER.into(),
@@ -199,12 +202,42 @@ fn main_listeners(g: &Global, secrets: &[Secret], routes: &RouteTable) -> Vec<Li
             tls: Some(DownstreamTls {
                 certificates,
                 alpn: vec!["h3".into()],
+                client_validation,
             }),
             buffer_limit_bytes: BUFFER_LIMIT_BYTES,
             hcm: hcm(g, Codec::Http3, routes),
         });
     }
     out
+}
+
+fn client_validation(g: &Global) -> Option<ClientValidation> {
+    use crate::config::model::{MtlsEnforcement, SanType};
+    let ca_file = g.client_ca_bundle.clone()?;
+    let mtls = g.downstream_mtls.as_ref();
+    Some(ClientValidation {
+        ca_file,
+        crl_file: mtls.and_then(|m| m.crl_file.clone()),
+        subject_alt_names: mtls
+            .map(|m| {
+                m.match_subject_alt_names
+                    .iter()
+                    .map(|s| {
+                        let kind = match s.san_type {
+                            SanType::Email => ClientSan::Email,
+                            SanType::Dns => ClientSan::Dns,
+                            SanType::Uri => ClientSan::Uri,
+                            SanType::IpAddress => ClientSan::IpAddress,
+                            SanType::UserPrincipalName => ClientSan::UserPrincipalName,
+                        };
+                        (kind, s.pattern.clone())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        max_verify_depth: Some(mtls.map(|m| m.max_verify_depth).unwrap_or(1)).filter(|d| *d > 0),
+        require: mtls.is_some_and(|m| m.enforcement == MtlsEnforcement::RejectConnection),
+    })
 }
 
 fn redirect_routes(g: &Global) -> RouteConfig {

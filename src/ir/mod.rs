@@ -61,6 +61,33 @@ pub struct DownstreamTls {
     /// SDS secret names.
     pub certificates: Vec<String>,
     pub alpn: Vec<String>,
+    /// Client certificates are asked for when a client CA is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_validation: Option<ClientValidation>,
+}
+
+/// How the listener checks client certificates (downstream mTLS).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Hash)]
+pub struct ClientValidation {
+    /// Every client CA (global and per route) in one PEM file.
+    pub ca_file: PathBuf,
+    pub crl_file: Option<PathBuf>,
+    /// (SAN type, full-match RE2 pattern); Envoy enforces them only with `require`.
+    pub subject_alt_names: Vec<(ClientSan, String)>,
+    pub max_verify_depth: Option<u32>,
+    /// `reject_connection`: no handshake without a certificate the CA signed. Otherwise a
+    /// certificate is asked for, untrusted ones are let through, and ext_authz decides.
+    pub require: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientSan {
+    Email,
+    Dns,
+    Uri,
+    IpAddress,
+    UserPrincipalName,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Hash)]

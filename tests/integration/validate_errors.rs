@@ -315,9 +315,69 @@ fn broken_configs_report_path_line_and_message() {
             ],
         ),
         (
-            "no certificates",
-            b"address: :8443\n".to_vec(),
-            vec![(1, "", "no TLS certificate is configured")],
+            "autocert says why",
+            format!("{INSECURE}autocert_email: a@example.com\n").into_bytes(),
+            vec![(2, "autocert_email", "sluice does no ACME")],
+        ),
+        (
+            "databroker says why",
+            format!("{INSECURE}databroker_storage_type: postgres\n").into_bytes(),
+            vec![(2, "databroker_storage_type", "sessions live in the cookie")],
+        ),
+        (
+            "mcp says why",
+            with_route("  - from: https://a.example.com\n    to: http://b\n    mcp: {}\n"),
+            vec![(5, "routes[0].mcp", "does not implement MCP")],
+        ),
+        (
+            "inline and file forms at once",
+            format!("{INSECURE}certificate_authority: Zm9v\ncertificate_authority_file: /etc/ca.pem\n").into_bytes(),
+            vec![(3, "certificate_authority_file", "set either certificate_authority or certificate_authority_file, not both")],
+        ),
+        (
+            "inline not base64",
+            format!("{INSECURE}certificate_authority: \"not base64!\"\n").into_bytes(),
+            vec![(2, "certificate_authority", "is not base64")],
+        ),
+        (
+            "inline not pem",
+            // "hello world"
+            format!("{INSECURE}certificate_authority: aGVsbG8gd29ybGQ=\n").into_bytes(),
+            vec![(2, "certificate_authority", "not to a PEM certificate")],
+        ),
+        (
+            "inline certificate without its key",
+            b"certificate: aGVsbG8=\n".to_vec(),
+            vec![(1, "certificate", "certificate and certificate_key go together")],
+        ),
+        (
+            "route client key without cert",
+            with_route("  - from: https://a.example.com\n    to: https://b\n    tls_client_key: aGVsbG8=\n"),
+            vec![(5, "routes[0]", "client certificate key and cert both must be non-empty")],
+        ),
+        (
+            "route client CA file missing",
+            with_route("  - from: https://a.example.com\n    to: http://b\n    tls_downstream_client_ca_file: /nonexistent/ca.pem\n"),
+            vec![(5, "routes[0].tls_downstream_client_ca_file", "no such file")],
+        ),
+        (
+            "bad mtls enforcement and SAN type",
+            b"downstream_mtls:\n  ca_file: /nonexistent/ca.pem\n  enforcement: strict\n  match_subject_alt_names:\n    - phone: '1'\n".to_vec(),
+            vec![
+                (2, "downstream_mtls.ca_file", "no such file"),
+                (3, "downstream_mtls.enforcement", "is not an mTLS enforcement mode"),
+                (5, "downstream_mtls.match_subject_alt_names[0]", "unknown SAN type"),
+            ],
+        ),
+        (
+            "bad cookie same site",
+            format!("{INSECURE}cookie_same_site: sometimes\n").into_bytes(),
+            vec![(2, "cookie_same_site", "invalid cookie_same_site")],
+        ),
+        (
+            "bad signout redirect",
+            format!("{INSECURE}signout_redirect_url: /goodbye\n").into_bytes(),
+            vec![(2, "signout_redirect_url", "not an absolute http(s) URL")],
         ),
         (
             "short shared secret",

@@ -11,6 +11,7 @@ use base64::Engine;
 use super::addr::{connect_host, parse_listen_addr};
 use super::files::{PemKind, check_pem, read_secret, resolve, system_ca_bundle};
 use super::headers::{check_header_name, response_headers};
+use super::pem::{Content, Inline, source};
 use crate::config::duration::GoDuration;
 use crate::config::model::{
     BearerTokenFormat, CertificatePair, CodecType, Global, IdentityProvider, LogLevel,
@@ -51,16 +52,41 @@ pub(super) fn validate_global(raw: &RawConfig, base: &Path, diags: &mut Diagnost
     }
 
     let certificates = certificates(raw, base, insecure_server, diags);
-    let certificate_authority_file = match &raw.certificate_authority_file {
-        Some(ca) => {
-            let path = resolve(base, &ca.value);
-            if let Err(e) = check_pem(&path, PemKind::Certificate) {
-                diags.error(ca.span, root.key("certificate_authority_file"), e);
+    let self_signed = !insecure_server && certificates.is_empty() && !diags.has_errors();
+    let certificates = if self_signed {
+        match crate::config::generated::self_signed() {
+            Ok(pair) => vec![pair],
+            Err(e) => {
+                diags.error(Span::new(1, 1), "certificates", e);
+                Vec::new()
             }
-            Some(path)
         }
-        None => system_ca_bundle(),
+    } else {
+        certificates
     };
+    let certificate_authority_file =
+        if raw.certificate_authority.is_some() || raw.certificate_authority_file.is_some() {
+            source(
+                Inline::of("certificate_authority", raw.certificate_authority.as_ref()),
+                raw.certificate_authority_file
+                    .as_ref()
+                    .map(|f| ("certificate_authority_file", f)),
+                Content::Pem(PemKind::Certificate),
+                "certificate-authority",
+                &root,
+                base,
+                diags,
+            )
+        } else {
+            system_ca_bundle()
+        };
+    let downstream_mtls = raw
+        .downstream_mtls
+        .as_ref()
+        .map(|m| super::mtls::downstream_mtls(m, base, diags));
+    if let (Some(m), true) = (&raw.downstream_mtls, insecure_server) {
+        diags.error(m.span, root.key("downstream_mtls"), "downstream_mtls needs TLS, but insecure_server is true: client certificates are part of the TLS handshake");
+    }
 
     let codec_type = match &raw.codec_type {
         None => CodecType::Auto,
@@ -231,7 +257,10 @@ pub(super) fn validate_global(raw: &RawConfig, base: &Path, diags: &mut Diagnost
         insecure_server,
         http_redirect_addr,
         certificates,
+        self_signed,
         certificate_authority_file,
+        downstream_mtls,
+        client_ca_bundle: None,
         codec_type,
         timeout_read,
         timeout_write,
@@ -248,6 +277,10 @@ pub(super) fn validate_global(raw: &RawConfig, base: &Path, diags: &mut Diagnost
         cookie_secret,
         cookie_name,
         cookie_expire,
+        cookie: super::session::cookie(raw, diags),
+        signout_redirect_url: super::session::signout_redirect_url(raw, diags),
+        programmatic_redirect_domain_whitelist: super::session::redirect_whitelist(raw, diags),
+        runtime_flags: super::session::runtime_flags(raw, diags),
         signing_key,
         jwt_claims_headers,
         pass_identity_headers: raw.pass_identity_headers.as_ref().is_some_and(|b| b.value),
@@ -427,6 +460,44 @@ fn certificates(
         ),
         (None, None) => {}
     }
+    match (&raw.certificate, &raw.certificate_key) {
+        (Some(c), Some(k)) => {
+            let root = KeyPath::root();
+            let key_text = Spanned::new(k.value.expose().to_string(), k.span);
+            let cert = source(
+                Inline::of("certificate", Some(c)),
+                None,
+                Content::Pem(PemKind::Certificate),
+                "certificate",
+                &root,
+                base,
+                diags,
+            );
+            let key = source(
+                Inline::of("certificate_key", Some(&key_text)),
+                None,
+                Content::Pem(PemKind::PrivateKey),
+                "certificate-key",
+                &root,
+                base,
+                diags,
+            );
+            if let (Some(cert), Some(key)) = (cert, key) {
+                pairs.push(CertificatePair { cert, key });
+            }
+        }
+        (Some(one), None) => diags.error(
+            one.span,
+            "certificate",
+            "certificate and certificate_key go together (both base64 PEM); set both",
+        ),
+        (None, Some(one)) => diags.error(
+            one.span,
+            "certificate_key",
+            "certificate and certificate_key go together (both base64 PEM); set both",
+        ),
+        (None, None) => {}
+    }
     if insecure && !pairs.is_empty() {
         let span = raw
             .insecure_server
@@ -439,9 +510,15 @@ fn certificates(
             "insecure_server is true, so the configured certificates are not used",
         );
     }
-    if !insecure && pairs.is_empty() && !diags.has_error_at("insecure_server") {
-        diags.error(raw.address.as_ref().map(|a| a.span).unwrap_or(Span::new(1, 1)), "", 
-            "no TLS certificate is configured: add `certificates` (or `certificate_file` and `certificate_key_file`), or set `insecure_server: true` to serve plain HTTP");
+    let configured = raw.certificates.is_some()
+        || raw.certificate_file.is_some()
+        || raw.certificate_key_file.is_some()
+        || raw.certificate.is_some()
+        || raw.certificate_key.is_some();
+    if !insecure && !configured {
+        // As Pomerium: serve a generated certificate, and say so.
+        diags.warning(raw.address.as_ref().map(|a| a.span).unwrap_or(Span::new(1, 1)), "certificates",
+            "no TLS certificate is configured, so sluice serves a generated self-signed certificate that browsers will not trust: add `certificates` (or `certificate_file` and `certificate_key_file`), or set `insecure_server: true` to serve plain HTTP");
     }
     if insecure { Vec::new() } else { pairs }
 }

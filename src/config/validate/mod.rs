@@ -4,9 +4,14 @@ mod addr;
 mod files;
 mod global;
 mod headers;
+mod mtls;
+mod pem;
 mod regex;
 mod route;
+mod session;
 mod streams;
+
+pub use session::RUNTIME_FLAGS;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -44,7 +49,7 @@ pub fn load_bytes(path: &Path, bytes: &[u8]) -> Result<Model, Rejected> {
         return Err(reject(diags));
     };
     let base = path.parent().unwrap_or(Path::new("."));
-    let global = global::validate_global(&raw, base, &mut diags);
+    let mut global = global::validate_global(&raw, base, &mut diags);
 
     // Each route is decoded and checked on its own (in parallel for large files); their
     // diagnostics are merged afterwards and sorted by position anyway.
@@ -65,14 +70,28 @@ pub fn load_bytes(path: &Path, bytes: &[u8]) -> Result<Model, Rejected> {
     let checked = parallel::map(pending, |(list, i, node)| {
         let mut route_diags = diags.sibling();
         let route = RawRoute::decode(node, &KeyPath::root().key(list).index(i), &mut route_diags)
-            .and_then(|r| route::validate_route(&r, i, list, &global, base, &mut route_diags));
+            .and_then(|r| {
+                let ca = mtls::route_client_ca(
+                    &r,
+                    &KeyPath::root().key(list).index(i),
+                    base,
+                    &mut route_diags,
+                );
+                route::validate_route(&r, i, list, &global, base, &mut route_diags)
+                    .map(|route| (route, ca))
+            });
         (route, route_diags)
     });
     let mut routes = Vec::with_capacity(checked.len());
+    let mut route_cas = Vec::with_capacity(checked.len());
     for (route, route_diags) in checked {
         diags.absorb(route_diags);
-        routes.extend(route);
+        if let Some((route, ca)) = route {
+            routes.push(route);
+            route_cas.push(ca);
+        }
     }
+    mtls::finish(&mut global, &mut routes, &route_cas, &mut diags);
     check_unique_ids(&routes, &mut diags);
     if routes.is_empty() && !diags.has_errors() {
         diags.warning(

@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::addr::{parse_from, parse_to};
-use super::files::{PemKind, check_pem, resolve};
+use super::files::PemKind;
 use super::global::{bearer_token_format, show};
 use super::headers::{check_header_name, header_map, response_headers, warn_nginx_headers};
+use super::pem::{Content, Inline, source_with};
 use crate::config::model::{
     CertificatePair, DirectResponse, Forward, Global, HostRewrite, LbPolicy, PathMatch,
     PathRewrite, Redirect, Route, RouteAction, Setting, UpstreamScheme, UpstreamTls,
@@ -146,6 +147,8 @@ pub(super) fn validate_route(
         bearer_token_format: bearer,
         policy,
         depends_on,
+        // Filled in once every route is known (`mtls::finish`).
+        client_certificate: None,
     })
 }
 
@@ -547,9 +550,18 @@ fn upstream_tls(
             "tls_upstream_server_name",
             raw.tls_upstream_server_name.as_ref().map(|s| s.span),
         ),
+        ("tls_custom_ca", raw.tls_custom_ca.as_ref().map(|s| s.span)),
         (
             "tls_custom_ca_file",
             raw.tls_custom_ca_file.as_ref().map(|s| s.span),
+        ),
+        (
+            "tls_client_cert",
+            raw.tls_client_cert.as_ref().map(|s| s.span),
+        ),
+        (
+            "tls_client_key",
+            raw.tls_client_key.as_ref().map(|s| s.span),
         ),
         (
             "tls_client_cert_file",
@@ -570,46 +582,71 @@ fn upstream_tls(
         }
         return Some(UpstreamTls::default());
     }
-    let mut ok = true;
-    let custom_ca_file = raw.tls_custom_ca_file.as_ref().map(|ca| {
-        let p = resolve(base, &ca.value);
-        if let Err(e) = check_pem(&p, PemKind::Certificate) {
-            diags.error(
-                ca.span,
-                path.key("tls_custom_ca_file"),
-                format!("couldn't load custom ca file: {e}"),
+    let errors_before = diags.error_count();
+    let custom_ca_file = source_with(
+        Inline::of("tls_custom_ca", raw.tls_custom_ca.as_ref()),
+        raw.tls_custom_ca_file
+            .as_ref()
+            .map(|f| ("tls_custom_ca_file", f)),
+        Content::Pem(PemKind::Certificate),
+        "route-custom-ca",
+        Some("couldn't load custom ca file"),
+        path,
+        base,
+        diags,
+    );
+    let key_text = raw
+        .tls_client_key
+        .as_ref()
+        .map(|k| Spanned::new(k.value.expose().to_string(), k.span));
+    let cert_set = raw.tls_client_cert.is_some() || raw.tls_client_cert_file.is_some();
+    let key_set = key_text.is_some() || raw.tls_client_key_file.is_some();
+    let client_cert = match (cert_set, key_set) {
+        (true, true) => {
+            let cert = source_with(
+                Inline::of("tls_client_cert", raw.tls_client_cert.as_ref()),
+                raw.tls_client_cert_file
+                    .as_ref()
+                    .map(|f| ("tls_client_cert_file", f)),
+                Content::Pem(PemKind::Certificate),
+                "route-client-cert",
+                Some("couldn't load client cert file"),
+                path,
+                base,
+                diags,
             );
-            ok = false;
+            let key = source_with(
+                Inline::of("tls_client_key", key_text.as_ref()),
+                raw.tls_client_key_file
+                    .as_ref()
+                    .map(|f| ("tls_client_key_file", f)),
+                Content::Pem(PemKind::PrivateKey),
+                "route-client-key",
+                Some("couldn't load client key file"),
+                path,
+                base,
+                diags,
+            );
+            cert.zip(key)
+                .map(|(cert, key)| CertificatePair { cert, key })
         }
-        p
-    });
-    let client_cert = match (&raw.tls_client_cert_file, &raw.tls_client_key_file) {
-        (Some(c), Some(k)) => {
-            let (cp, kp) = (resolve(base, &c.value), resolve(base, &k.value));
-            if let Err(e) = check_pem(&cp, PemKind::Certificate) {
-                diags.error(
-                    c.span,
-                    path.key("tls_client_cert_file"),
-                    format!("couldn't load client cert file: {e}"),
-                );
-                ok = false;
-            }
-            if let Err(e) = check_pem(&kp, PemKind::PrivateKey) {
-                diags.error(
-                    k.span,
-                    path.key("tls_client_key_file"),
-                    format!("couldn't load client key file: {e}"),
-                );
-                ok = false;
-            }
-            Some(CertificatePair { cert: cp, key: kp })
-        }
-        (Some(one), None) | (None, Some(one)) => {
-            diags.error(one.span, path, "client certificate key and cert both must be non-empty: set tls_client_cert_file and tls_client_key_file together");
+        (true, false) | (false, true) => {
+            let span = [
+                raw.tls_client_cert.as_ref().map(|s| s.span),
+                raw.tls_client_cert_file.as_ref().map(|s| s.span),
+                raw.tls_client_key.as_ref().map(|s| s.span),
+                raw.tls_client_key_file.as_ref().map(|s| s.span),
+            ]
+            .into_iter()
+            .flatten()
+            .next()
+            .unwrap_or(raw.span);
+            diags.error(span, path, "client certificate key and cert both must be non-empty: set tls_client_cert and tls_client_key (base64), or tls_client_cert_file and tls_client_key_file, together");
             return None;
         }
-        (None, None) => None,
+        (false, false) => None,
     };
+    let mut ok = diags.error_count() == errors_before;
     let skip_verify = flag(&raw.tls_skip_verify);
     if !skip_verify && custom_ca_file.is_none() && global.certificate_authority_file.is_none() {
         diags.error(raw.to.as_ref().map(|t| t.span).unwrap_or(raw.span), path.key("to"),

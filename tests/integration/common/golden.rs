@@ -12,13 +12,23 @@ pub fn updating() -> bool {
     std::env::var_os(UPDATE_ENV).is_some_and(|v| v != "0")
 }
 
-/// Absolute paths into the test data differ between checkouts; golden files say `$TESTDATA`.
+/// Absolute paths into the test data differ between checkouts; golden files say `$TESTDATA`,
+/// and `$RUNTIME` for sluice's directory of generated files (inline certificates).
 pub fn portable(text: &str) -> String {
     text.replace(&testdata().display().to_string(), "$TESTDATA")
+        .replace(&runtime_dir(), "$RUNTIME")
 }
 
 pub fn local(text: &str) -> String {
     text.replace("$TESTDATA", &testdata().display().to_string())
+        .replace("$RUNTIME", &runtime_dir())
+}
+
+fn runtime_dir() -> String {
+    sluice::config::generated::dir()
+        .expect("sluice's runtime directory")
+        .display()
+        .to_string()
 }
 
 /// Checks `actual` against the golden file; returns a description of the mismatch.

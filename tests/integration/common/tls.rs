@@ -195,3 +195,53 @@ impl axum::serve::Listener for TlsListener {
         Ok(self.addr)
     }
 }
+
+/// A client certificate (SAN `client.example.com`, like the test client's) signed by a CA
+/// made for the call, so one the test CA does not trust: the "bad certificate" of mTLS tests.
+/// Returns (certificate PEM, key PEM).
+pub fn other_ca_client() -> (String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "some other CA");
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().expect("client key");
+    let params =
+        CertificateParams::new(vec!["client.example.com".to_string()]).expect("client params");
+    let cert = params.signed_by(&key, &issuer).expect("sign client");
+    (cert.pem(), key.serialize_pem())
+}
+
+/// The certificate half of [`other_ca_client`].
+pub fn other_ca_client_pem() -> String {
+    other_ca_client().0
+}
+
+/// An HTTPS client (HTTP/1.1, trusting the test CA) that presents `identity`, a PEM
+/// certificate followed by its key, when the server asks for one; `None` presents nothing.
+pub fn mtls_client(identity: Option<&str>) -> reqwest::Client {
+    let ca = std::fs::read(ca_file()).expect("read the test CA");
+    let mut builder = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("CA PEM"))
+        .dns_resolver(Arc::new(Loopback))
+        .redirect(reqwest::redirect::Policy::none())
+        .http1_only()
+        .no_proxy();
+    if let Some(pem) = identity {
+        builder =
+            builder.identity(reqwest::Identity::from_pem(pem.as_bytes()).expect("identity PEM"));
+    }
+    builder.build().expect("mTLS client")
+}
+
+/// The test client certificate (signed by the test CA) and its key, as one PEM.
+pub fn test_client_identity() -> String {
+    let dir = certs();
+    let cert = std::fs::read_to_string(dir.join("client.pem")).expect("client.pem");
+    let key = std::fs::read_to_string(dir.join("client-key.pem")).expect("client-key.pem");
+    format!("{cert}{key}")
+}

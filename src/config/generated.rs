@@ -1,0 +1,145 @@
+//! Files sluice writes for Envoy: inline (base64) certificates, keys and CAs from the config,
+//! and the self-signed certificate used when none is configured. Envoy reads them by path, so
+//! no key material ever travels in an xDS resource or appears in `render` output.
+
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use sha2::{Digest, Sha256};
+
+use super::model::CertificatePair;
+
+/// Overrides where the files go (default: `$TMPDIR/sluice-<uid>`).
+pub const DIR_VARIABLE: &str = "SLUICE_RUNTIME_DIR";
+
+#[derive(Debug, thiserror::Error)]
+pub enum GeneratedError {
+    #[error("cannot create the directory {dir} for generated certificate files: {reason}")]
+    Dir { dir: PathBuf, reason: String },
+    #[error(
+        "{dir} belongs to another user; sluice writes key files only into a directory it owns (set {DIR_VARIABLE} to choose another)"
+    )]
+    NotOwned { dir: PathBuf },
+    #[error("cannot write {path}: {reason}")]
+    Write { path: PathBuf, reason: String },
+    #[error("cannot generate a self-signed certificate: {0}")]
+    Generate(String),
+}
+
+/// The directory for generated files: private to this user (0700).
+pub fn dir() -> Result<PathBuf, GeneratedError> {
+    let dir = match std::env::var_os(DIR_VARIABLE) {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        // SAFETY: getuid has no preconditions and cannot fail.
+        _ => std::env::temp_dir().join(format!("sluice-{}", unsafe { libc::getuid() })),
+    };
+    let failed = |e: std::io::Error| GeneratedError::Dir {
+        dir: dir.clone(),
+        reason: e.to_string(),
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(failed)?;
+    let meta = std::fs::metadata(&dir).map_err(failed)?;
+    // SAFETY: as above.
+    if meta.uid() != unsafe { libc::getuid() } {
+        return Err(GeneratedError::NotOwned { dir });
+    }
+    if meta.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(failed)?;
+    }
+    Ok(dir)
+}
+
+/// Writes `bytes` to `<dir>/<label>-<hash>.pem` (0600) unless that file already holds them,
+/// and returns its path. Named by content, so the same config gives the same paths (and the
+/// same Envoy resources) on every load and in every process.
+pub fn write_private(label: &str, bytes: &[u8]) -> Result<PathBuf, GeneratedError> {
+    let hash = Sha256::digest(bytes);
+    let name: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let path = dir()?.join(format!("{label}-{name}.pem"));
+    if std::fs::read(&path).is_ok_and(|existing| existing == bytes) {
+        return Ok(path);
+    }
+    write_atomically(&path, bytes)?;
+    Ok(path)
+}
+
+/// Through a temporary file and a rename, so a reader (Envoy, another sluice) never sees half.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), GeneratedError> {
+    let failed = |e: std::io::Error| GeneratedError::Write {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(failed)?;
+    f.write_all(bytes).map_err(failed)?;
+    f.sync_all().map_err(failed)?;
+    std::fs::rename(&tmp, path).map_err(failed)
+}
+
+/// The self-signed certificate served when the config has none. Generated once per process
+/// and then reused, so a reload never changes the certificate (nor the listener's secret).
+pub fn self_signed() -> Result<CertificatePair, String> {
+    static PAIR: OnceLock<Result<CertificatePair, String>> = OnceLock::new();
+    PAIR.get_or_init(|| generate().map_err(|e| e.to_string()))
+        .clone()
+}
+
+fn generate() -> Result<CertificatePair, GeneratedError> {
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .map_err(|e| GeneratedError::Generate(e.to_string()))?;
+    // Pomerium's catch-all certificate is for `*`; a SAN may not be a bare `*`, so the name
+    // goes in the subject and the SAN names localhost (clients must skip verification anyway).
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "sluice self-signed certificate");
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::days(1);
+    params.not_after = now + time::Duration::days(365);
+    let key = rcgen::KeyPair::generate().map_err(|e| GeneratedError::Generate(e.to_string()))?;
+    let cert = params
+        .self_signed(&key)
+        .map_err(|e| GeneratedError::Generate(e.to_string()))?;
+    let cert_path = write_private("self-signed", cert.pem().as_bytes())?;
+    let key_path = write_private("self-signed-key", key.serialize_pem().as_bytes())?;
+    Ok(CertificatePair {
+        cert: cert_path,
+        key: key_path,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn self_signed_is_generated_once_and_kept_private() {
+        let a = self_signed().unwrap();
+        let b = self_signed().unwrap();
+        assert_eq!(a, b, "one certificate per process");
+        let cert = std::fs::read_to_string(&a.cert).unwrap();
+        assert!(cert.contains("BEGIN CERTIFICATE"));
+        let mode = std::fs::metadata(&a.key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the key file is private");
+    }
+
+    #[test]
+    fn same_bytes_same_path() {
+        let a = write_private("unit-test", b"hello").unwrap();
+        let b = write_private("unit-test", b"hello").unwrap();
+        let c = write_private("unit-test", b"other").unwrap();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+}
