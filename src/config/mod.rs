@@ -1,8 +1,8 @@
 //! The config file: raw YAML structs with spans, validation into the typed `Model`, secrets.
 
 pub mod duration;
-pub mod log_fields;
 pub mod generated;
+pub mod log_fields;
 pub mod model;
 pub mod raw;
 pub mod secret;

@@ -353,6 +353,8 @@ fn envoy_stops_when_sluice_is_killed() {
     let code = sluice.wait_exit(Duration::from_secs(5));
     assert_eq!(code, None, "killed by a signal");
     // The parent-death signal reaches Envoy although sluice could not clean up.
-    let gone = poll(Duration::from_secs(10), || (!alive(envoy_pid)).then_some(()));
+    let gone = poll(Duration::from_secs(10), || {
+        (!alive(envoy_pid)).then_some(())
+    });
     assert!(gone.is_some(), "Envoy {envoy_pid} outlived a killed sluice");
 }
