@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-QUICKSTART_DOC="${QUICKSTART_DOC:-docs/managed.md}"
+QUICKSTART_DOC="${QUICKSTART_DOC:-README.md}"
 TARGET="${CARGO_TARGET_DIR:-target}"
 READY_URL=http://127.0.0.1:9090/readyz
 LOG="$(mktemp -t sluice-quickstart.XXXXXX)"

@@ -22,6 +22,8 @@ fn config(ports: &Ports) -> String {
     format!(
         "{globals}sluice_drain_time: 5s
 sluice_stream_probe: public
+# The assertions read sluice's human-readable lines (JSON is the default off a terminal).
+log_format: pretty
 routes:
   - from: http://ok.test
     response:
