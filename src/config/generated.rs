@@ -30,11 +30,7 @@ pub enum GeneratedError {
 
 /// The directory for generated files: private to this user (0700).
 pub fn dir() -> Result<PathBuf, GeneratedError> {
-    let dir = match std::env::var_os(DIR_VARIABLE) {
-        Some(d) if !d.is_empty() => PathBuf::from(d),
-        // SAFETY: getuid has no preconditions and cannot fail.
-        _ => std::env::temp_dir().join(format!("sluice-{}", unsafe { libc::getuid() })),
-    };
+    let dir = configured_dir();
     let failed = |e: std::io::Error| GeneratedError::Dir {
         dir: dir.clone(),
         reason: e.to_string(),
@@ -53,6 +49,24 @@ pub fn dir() -> Result<PathBuf, GeneratedError> {
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(failed)?;
     }
     Ok(dir)
+}
+
+fn configured_dir() -> PathBuf {
+    match std::env::var_os(DIR_VARIABLE) {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        // SAFETY: getuid has no preconditions and cannot fail.
+        _ => std::env::temp_dir().join(format!("sluice-{}", unsafe { libc::getuid() })),
+    }
+}
+
+/// For a file sluice generated, its name without the directory: the name is derived from the
+/// content, the directory from the machine, and what names a resource must not depend on
+/// where sluice runs (two sluices behind one Envoy must agree).
+pub fn machine_independent(path: &Path) -> Option<PathBuf> {
+    if path.parent()? != configured_dir() {
+        return None;
+    }
+    Some(PathBuf::from("$RUNTIME").join(path.file_name()?))
 }
 
 /// Writes `bytes` to `<dir>/<label>-<hash>.pem` (0600) unless that file already holds them,

@@ -515,8 +515,11 @@ impl Route {
     /// File paths count as written relative to `config_dir`, so a checkout elsewhere agrees.
     pub fn checksum(&self, config_dir: &Path) -> String {
         let mut portable = self.clone();
+        let relative = |p: &mut PathBuf| *p = crate::hashing::portable_path(p, config_dir);
+        if let Some(check) = portable.client_certificate.as_mut() {
+            relative(&mut Arc::make_mut(check).ca_file);
+        }
         if let RouteAction::Forward(f) = &mut portable.action {
-            let relative = |p: &mut PathBuf| *p = crate::hashing::relative_to(p, config_dir);
             if let Some(ca) = f.tls.custom_ca_file.as_mut() {
                 relative(ca);
             }

@@ -566,7 +566,7 @@ fn upstream_cluster(
 /// A cluster's content hash with its TLS file paths taken relative to the config's directory,
 /// so the same config checked out in another place names its clusters the same way.
 fn portable_identity(cluster: &Cluster, config_dir: &Path) -> String {
-    let relative = |p: &mut PathBuf| *p = crate::hashing::relative_to(p, config_dir);
+    let relative = |p: &mut PathBuf| *p = crate::hashing::portable_path(p, config_dir);
     let mut portable = cluster.clone();
     if let Some(tls) = portable.tls.as_mut() {
         if let Some(v) = tls.verify.as_mut() {
