@@ -2,6 +2,7 @@
 //! with Pomerium's YAML, built so that streams never stall.
 
 pub mod app;
+pub mod authn;
 pub mod authz;
 pub mod cli;
 pub mod config;

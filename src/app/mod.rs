@@ -22,6 +22,9 @@ use tracing::{info, warn};
 
 use self::envoy::{EnvoyMode, Managed};
 use self::state::{Published, State};
+use crate::authn;
+use crate::authn::identity::{CookieSessions, Credentials};
+use crate::authn::oidc::OidcClient;
 use crate::authz::signer::Signer;
 use crate::authz::tokens::IdpTokens;
 use crate::authz::{AuthzCounters, AuthzService, IndexSource};
@@ -72,16 +75,26 @@ pub async fn serve(config: PathBuf, model: Model, mode: EnvoyMode) -> anyhow::Re
         client: envoy::admin_client(),
     };
 
+    let tokens = Arc::new(IdpTokens::new(http_client.clone()));
+    let oidc = Arc::new(OidcClient::new(http_client, Arc::clone(&tokens)));
     let authz = AuthzService {
         source: Arc::clone(&state) as Arc<dyn IndexSource>,
-        identities: Arc::new(IdpTokens::new(http_client)),
+        identities: Arc::new(Credentials {
+            tokens,
+            sessions: Arc::new(CookieSessions::new(Arc::clone(&oidc))),
+        }),
         counters: Arc::clone(&authz_counters),
+    };
+    let sign_in = authn::handlers::Endpoints {
+        source: Arc::clone(&state) as Arc<dyn IndexSource>,
+        oidc,
     };
     let app = tonic::service::Routes::new(AdsServer::new(source, Arc::clone(&registry)))
         .add_service(AuthorizationServer::new(authz))
         .into_axum_router()
         .merge(http::router(endpoints.clone()))
-        .merge(health::router(health.clone()));
+        .merge(health::router(health.clone()))
+        .merge(authn::handlers::router(sign_in));
 
     let listener = tokio::net::TcpListener::bind(grpc_address)
         .await

@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
-use crate::config::model::{Global, Route};
+use crate::config::model::Route;
 use crate::policy::eval::Identity;
 
+use super::index::Index;
 use super::request::RequestView;
 
 /// Why a request's credentials were not accepted. Logged, never shown to the client.
@@ -21,6 +22,8 @@ pub struct Session {
     pub identity: Identity,
     pub access_token: Option<String>,
     pub id_token: Option<String>,
+    /// `Set-Cookie` values for the response (a refreshed session cookie).
+    pub set_cookies: Vec<String>,
 }
 
 /// Establishes who made a request, if anyone.
@@ -31,7 +34,7 @@ pub trait IdentitySource: Send + Sync + 'static {
         &self,
         request: &RequestView<'_>,
         route: &Route,
-        global: &Global,
+        index: &Index,
     ) -> Result<Option<Arc<Session>>, IdentityError>;
 }
 
@@ -44,7 +47,7 @@ impl IdentitySource for Anonymous {
         &self,
         _: &RequestView<'_>,
         _: &Route,
-        _: &Global,
+        _: &Index,
     ) -> Result<Option<Arc<Session>>, IdentityError> {
         Ok(None)
     }

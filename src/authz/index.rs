@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::assertion::Assertions;
 use super::signer::Signer;
+use crate::authn::SignIn;
 use crate::config::Model;
 use crate::config::model::Route;
 
@@ -14,6 +15,8 @@ pub struct Index {
     /// Signs identity assertions for this generation.
     pub signer: Arc<Signer>,
     pub assertions: Assertions,
+    /// Keys, cookies and hosts of browser sign-in for this generation.
+    pub sign_in: Arc<SignIn>,
     /// Route id → (position in `model.routes`, checksum).
     routes: HashMap<String, (usize, String)>,
 }
@@ -28,6 +31,7 @@ impl Index {
             .map(|(i, r)| (r.id.clone(), (i, r.checksum(config_dir))))
             .collect();
         Index {
+            sign_in: Arc::new(SignIn::new(&model)),
             model,
             assertions: Assertions::new(Arc::clone(&signer)),
             signer,

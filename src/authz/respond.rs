@@ -43,6 +43,22 @@ pub fn allow(headers: Vec<HeaderValueOption>, headers_to_remove: Vec<String>) ->
     }
 }
 
+/// Adds `Set-Cookie` lines to the response the client gets (a refreshed session).
+pub fn set_cookies(response: &mut CheckResponse, lines: &[String]) {
+    if let Some(HttpResponse::OkResponse(ok)) = response.http_response.as_mut() {
+        ok.response_headers_to_add
+            .extend(lines.iter().map(|line| HeaderValueOption {
+                header: Some(HeaderValue {
+                    key: "set-cookie".into(),
+                    value: line.clone(),
+                    ..Default::default()
+                }),
+                append_action: HeaderAppendAction::AppendIfExistsOrAdd as i32,
+                ..Default::default()
+            }));
+    }
+}
+
 fn denied(grpc: i32, status: u16, headers: Vec<HeaderValueOption>, body: String) -> CheckResponse {
     CheckResponse {
         status: Some(rpc::Status {
@@ -145,7 +161,7 @@ fn status_text(status: u16) -> &'static str {
     }
 }
 
-fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -177,9 +193,10 @@ fn body(format: Format, status: u16, reasons: &[&str], request_id: &str) -> (Str
     }
 }
 
-/// Where a browser goes to sign in, with the page it came from. Without
-/// `authenticate_service_url` that is the route host itself, as the client reached it: its
-/// scheme (`http` on an `insecure_server` listener) and the port it put in `:authority`.
+/// Where a browser goes to sign in, with the page it came from: a URL signed with the
+/// `shared_secret`. Without `authenticate_service_url` that is the route host itself, as the
+/// client reached it: its scheme (`http` on an `insecure_server` listener) and the port it put
+/// in `:authority`. A route's `depends_on` hosts are signed in on the way back.
 pub fn sign_in_url(index: &Index, request: &RequestView<'_>) -> String {
     // Envoy reports the scheme the client used; anything else (absent, odd) is https, the
     // scheme Pomerium assumes.
@@ -187,17 +204,16 @@ pub fn sign_in_url(index: &Index, request: &RequestView<'_>) -> String {
         "http" => "http",
         _ => "https",
     };
-    let original = format!("{scheme}://{}{}", request.host, request.raw_path);
-    let base = match &index.model.global.authenticate_service_url {
-        Some(url) => url.trim_end_matches('/').to_string(),
-        None => format!("{scheme}://{}", request.host),
-    };
-    let mut url = url::Url::parse(&format!("{base}/.pomerium/sign_in")).unwrap_or_else(|_| {
-        url::Url::parse("https://invalid.invalid/.pomerium/sign_in").expect("constant URL parses")
-    });
-    url.query_pairs_mut()
-        .append_pair("pomerium_redirect_uri", &original);
-    url.to_string()
+    let origin = format!("{scheme}://{}", request.host);
+    let original = format!("{origin}{}", request.raw_path);
+    let depends_on = request
+        .route_id
+        .and_then(|id| index.route(id))
+        .map(|(route, _)| route.depends_on.as_slice())
+        .unwrap_or_default();
+    index
+        .sign_in
+        .sign_in_url(&origin, &original, depends_on, false)
 }
 
 pub fn refuse(decided: &Decided, request: &RequestView<'_>, index: &Index) -> CheckResponse {

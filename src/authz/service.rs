@@ -124,11 +124,7 @@ impl AuthzService {
         }
         let route = found.map(|(r, _)| r);
         let session = match route {
-            Some(route) => match self
-                .identities
-                .identify(view, route, &index.model.global)
-                .await
-            {
+            Some(route) => match self.identities.identify(view, route, index).await {
                 Ok(session) => session,
                 Err(e) => {
                     // Refused credentials count as nobody: the policy then asks for sign-in or
@@ -183,7 +179,11 @@ impl AuthzService {
                     &index.assertions,
                     info,
                 );
-                return (respond::allow(set, remove), answered(session));
+                let mut response = respond::allow(set, remove);
+                if let Some(session) = session.as_deref().filter(|s| !s.set_cookies.is_empty()) {
+                    respond::set_cookies(&mut response, &session.set_cookies);
+                }
+                return (response, answered(session));
             }
             (Decision::SignIn, _) => c.sign_in.fetch_add(1, Ordering::Relaxed),
             (Decision::UnknownRoute, _) => {

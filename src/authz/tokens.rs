@@ -9,9 +9,10 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
 use super::identity::{IdentityError, IdentitySource, Session};
+use super::index::Index;
 use super::jwks::Provider;
 use super::request::RequestView;
-use crate::config::model::{BearerTokenFormat, Global, Route};
+use crate::config::model::{BearerTokenFormat, Route};
 use crate::policy::eval::Identity;
 
 /// Clock difference tolerated on `exp` and `nbf`.
@@ -100,7 +101,7 @@ impl IdpTokens {
         );
     }
 
-    fn provider(&self, url: &str) -> Arc<Provider> {
+    pub fn provider(&self, url: &str) -> Arc<Provider> {
         let mut providers = self.providers.lock().unwrap_or_else(|p| p.into_inner());
         Arc::clone(
             providers
@@ -126,8 +127,9 @@ impl IdentitySource for IdpTokens {
         &self,
         request: &RequestView<'_>,
         route: &Route,
-        global: &Global,
+        index: &Index,
     ) -> Result<Option<Arc<Session>>, IdentityError> {
+        let global = &index.model.global;
         let format = route.bearer_token_format;
         if !matches!(
             format,
@@ -158,6 +160,7 @@ impl IdentitySource for IdpTokens {
             identity,
             access_token,
             id_token,
+            set_cookies: Vec::new(),
         });
         self.remember(token, scope, &session);
         Ok(Some(session))
