@@ -27,7 +27,7 @@ EXPECT_KEYS=(
 )
 EXPECT_PATTERNS=(
   "^sluice quickstart: Envoy is serving this page$"
-  "^302 http://app\.localhost:8080/\.pomerium/sign_in\?pomerium_redirect_uri=http%3A%2F%2Fapp\.localhost%3A8080%2F$"
+  "^302 http://app\.localhost:8080/\.pomerium/sign_in\?pomerium_redirect_uri=http%3A%2F%2Fapp\.localhost%3A8080%2F&pomerium_issued=[0-9]+&pomerium_expiry=[0-9]+&pomerium_signature=[A-Za-z0-9_-]+$"
   "^401$"
   "^verdict: streaming"
   "^decision: allow"

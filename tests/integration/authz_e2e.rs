@@ -266,7 +266,14 @@ fn decisions_assertions_and_failing_closed_through_envoy() {
         "http://{authority}/.pomerium/sign_in?pomerium_redirect_uri=http%3A%2F%2Fapp.test%3A{}%2Fpage%3Fx%3D1",
         p.listener
     );
-    assert_eq!(browser.header("location"), Some(expected.as_str()));
+    // Signed with the shared secret, valid for five minutes (as Pomerium's sign-in URLs).
+    let location = browser.header("location").unwrap_or_default();
+    assert!(
+        location.starts_with(&format!("{expected}&pomerium_issued="))
+            && location.contains("&pomerium_expiry=")
+            && location.contains("&pomerium_signature="),
+        "{location}"
+    );
     let api = send(p, "app.test", "/", &[("Accept", "application/json")]);
     assert_eq!(api.status, 401);
     assert!(
