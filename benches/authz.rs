@@ -4,6 +4,8 @@
 //! with ext_authz on and off, same Envoy, same run (target ratio ≥ 0.6), loaded by wrk.
 //! Part 3: the same Envoy routes with a Check service that allows at once without looking, the
 //! ceiling any ext_authz service can reach here.
+//! Part 1 runs twice on the same sluice: the users sign in with bearer tokens, then with the
+//! sealed session cookies browser sign-in sets (target: within 10 % of the bearer figures).
 //! Run with `cargo bench --bench authz` (Envoy: `bash scripts/install-envoy.sh`; wrk: Debian's
 //! `wrk`, installed by `bash scripts/install-bench-tools.sh`). `SKIP_CHECK_LATENCY=1` runs
 //! parts 2 and 3 only.
@@ -32,10 +34,19 @@ const USERS: usize = 200;
 const WARM_UP: Duration = Duration::from_secs(1);
 const MEASURE: Duration = Duration::from_secs(5);
 const CONCURRENCY: &[usize] = &[1, 2, 4, 8, 16, 32];
+/// The session cookies' key (32 bytes, base64): the bench seals the cookies itself.
+const COOKIE_SECRET: &str = "Y29va2llLXNlY3JldC1mb3ItdGhlLWJlbmNoLTMyISE=";
+
+/// How the users present themselves in part 1.
+#[derive(Clone, Copy, PartialEq)]
+enum Credential {
+    Bearer,
+    Cookie,
+}
 
 fn config(ports: &Ports, idp: &Idp, upstream: u16) -> String {
     let mut out = format!(
-        "{}{}bearer_token_format: idp_identity_token\njwt_claims_headers: [email, groups]\nroutes:\n",
+        "{}{}cookie_secret: {COOKIE_SECRET}\nbearer_token_format: idp_identity_token\njwt_claims_headers: [email, groups]\nroutes:\n",
         ports.globals(),
         idp.config()
     );
@@ -81,7 +92,31 @@ fn route_ids(config: &std::path::Path) -> Vec<(String, String)> {
 }
 
 /// Checks Envoy would send: real headers, a user's token, the route's context extensions.
-fn requests(idp: &Idp, routes: &[(String, String)]) -> Vec<CheckRequest> {
+/// A session cookie as sluice's sign-in sets it, for a user whose ID token is `id_token`.
+fn session_cookie(id_token: &str) -> String {
+    let keys = sluice::authn::Keys::new(
+        Some(&sluice::config::secret::Secret::new(COOKIE_SECRET)),
+        None,
+        false,
+    );
+    let now = sluice::authn::unix_now();
+    let session = sluice::authn::session::SessionData {
+        sid: sluice::authn::keys::random_token(16),
+        id_token: Some(id_token.to_string()),
+        extra_claims: Default::default(),
+        access_token: Some(sluice::authn::keys::random_token(32)),
+        refresh_token: Some(sluice::authn::keys::random_token(32)),
+        tokens_expire: Some(now + 3600),
+        issued: now,
+        expires: now + 14 * 3600,
+    };
+    format!(
+        "_pomerium={}; _ga=GA1.2.1234567890.1234567890",
+        session.seal(&keys.session, "_pomerium")
+    )
+}
+
+fn requests(idp: &Idp, routes: &[(String, String)], credential: Credential) -> Vec<CheckRequest> {
     let departments = ["sales", "engineering", "support", "legal"];
     let tokens: Vec<String> = (0..USERS)
         .map(|u| {
@@ -104,6 +139,10 @@ fn requests(idp: &Idp, routes: &[(String, String)]) -> Vec<CheckRequest> {
                 .sign(&claims)
         })
         .collect();
+    let cookies: Vec<String> = match credential {
+        Credential::Cookie => tokens.iter().map(|t| session_cookie(t)).collect(),
+        Credential::Bearer => Vec::new(),
+    };
     (0..4096)
         .map(|n| {
             let (host, id) = &routes[(n * 7919) % routes.len()];
@@ -122,10 +161,15 @@ fn requests(idp: &Idp, routes: &[(String, String)]) -> Vec<CheckRequest> {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
             if n % 10 != 0 {
-                headers.insert(
-                    "authorization".into(),
-                    format!("Bearer {}", tokens[(n * 31) % USERS]),
-                );
+                let token = &tokens[(n * 31) % USERS];
+                match credential {
+                    Credential::Bearer => {
+                        headers.insert("authorization".into(), format!("Bearer {token}"));
+                    }
+                    Credential::Cookie => {
+                        headers.insert("cookie".into(), cookies[(n * 31) % USERS].clone());
+                    }
+                }
             }
             CheckRequest {
                 attributes: Some(AttributeContext {
@@ -248,7 +292,6 @@ fn check_latency(idp: &Idp, upstream: &Upstream) {
     pin(std::process::id(), 1);
     let routes = route_ids(&sluice.config);
     assert_eq!(routes.len(), ROUTES, "one route id per config route");
-    let requests = Arc::new(requests(idp, &routes));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -263,27 +306,51 @@ fn check_latency(idp: &Idp, upstream: &Upstream) {
                 .expect("connect")
         })
         .collect();
-    println!(
-        "Check latency, sluice pinned to one core (TOKIO_WORKER_THREADS=1), {ROUTES} routes, {USERS} users' tokens (ES256 and RS256), 10% anonymous:"
-    );
-    println!(
-        "  {:>11} {:>10} {:>9} {:>9} {:>9} {:>9} {:>8}",
-        "concurrency", "checks/s", "p50 ms", "p99 ms", "p99.9 ms", "allowed", "sluice CPU"
-    );
-    for &concurrency in CONCURRENCY {
-        runtime.block_on(load(&clients, Arc::clone(&requests), concurrency, WARM_UP));
-        let cpu0 = cpu_seconds(sluice.guard.pid());
-        let run = runtime.block_on(load(&clients, Arc::clone(&requests), concurrency, MEASURE));
-        let cpu = (cpu_seconds(sluice.guard.pid()) - cpu0) / run.elapsed.as_secs_f64();
-        let l = &run.latencies_us;
+    let mut p99s = Vec::new();
+    for (credential, label) in [
+        (
+            Credential::Bearer,
+            "IdP-signed bearer tokens (ES256 and RS256)",
+        ),
+        (
+            Credential::Cookie,
+            "sealed session cookies (browser sign-in)",
+        ),
+    ] {
+        let requests = Arc::new(requests(idp, &routes, credential));
         println!(
-            "  {concurrency:>11} {:>10.0} {:>9.3} {:>9.3} {:>9.3} {:>8.0}% {:>9.0}%",
-            l.len() as f64 / run.elapsed.as_secs_f64(),
-            percentile(l, 0.50),
-            percentile(l, 0.99),
-            percentile(l, 0.999),
-            run.allowed as f64 * 100.0 / l.len() as f64,
-            cpu * 100.0
+            "Check latency, sluice pinned to one core (TOKIO_WORKER_THREADS=1), {ROUTES} routes, {USERS} users' {label}, 10% anonymous:"
+        );
+        println!(
+            "  {:>11} {:>10} {:>9} {:>9} {:>9} {:>9} {:>8}",
+            "concurrency", "checks/s", "p50 ms", "p99 ms", "p99.9 ms", "allowed", "sluice CPU"
+        );
+        let mut figures = Vec::new();
+        for &concurrency in CONCURRENCY {
+            runtime.block_on(load(&clients, Arc::clone(&requests), concurrency, WARM_UP));
+            let cpu0 = cpu_seconds(sluice.guard.pid());
+            let run = runtime.block_on(load(&clients, Arc::clone(&requests), concurrency, MEASURE));
+            let cpu = (cpu_seconds(sluice.guard.pid()) - cpu0) / run.elapsed.as_secs_f64();
+            let l = &run.latencies_us;
+            println!(
+                "  {concurrency:>11} {:>10.0} {:>9.3} {:>9.3} {:>9.3} {:>8.0}% {:>9.0}%",
+                l.len() as f64 / run.elapsed.as_secs_f64(),
+                percentile(l, 0.50),
+                percentile(l, 0.99),
+                percentile(l, 0.999),
+                run.allowed as f64 * 100.0 / l.len() as f64,
+                cpu * 100.0
+            );
+            figures.push((concurrency, percentile(l, 0.50), percentile(l, 0.99)));
+        }
+        p99s.push(figures);
+    }
+    println!("  cookie sessions / bearer tokens, same sluice, same run:");
+    for ((c, b50, b99), (_, c50, c99)) in p99s[0].iter().zip(&p99s[1]) {
+        println!(
+            "  {c:>11} in flight: p50 {:.2}x, p99 {:.2}x",
+            c50 / b50,
+            c99 / b99
         );
     }
     // Unpin this process for part 2.
