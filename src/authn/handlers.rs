@@ -177,6 +177,8 @@ struct OAuthState {
     csrf: String,
     issued: u64,
     redirect: String,
+    /// A URL on the route host that receives the session.
+    callback: String,
     hosts: Vec<String>,
     programmatic: bool,
 }
@@ -213,19 +215,14 @@ fn redirect_uri(s: &SignIn, origin: &str) -> String {
 
 /// Sends the browser with its session to the callback of `target`'s host (then on through
 /// `hosts`, then to `redirect`).
-fn hand_off(
-    s: &SignIn,
-    handoff: Handoff,
-    target_origin: &str,
-    target_hostname: &str,
-    set_cookies: &[String],
-) -> Response {
-    let sealed = seal::seal(&s.keys.handoff, &handoff_purpose(target_hostname), &handoff);
-    let mut url = match url::Url::parse(&format!("{target_origin}/.pomerium/callback/")) {
-        Ok(u) => u,
-        Err(_) => return failure(StatusCode::BAD_REQUEST, "bad redirect target"),
-    };
+fn hand_off(s: &SignIn, handoff: Handoff, receiver: &url::Url, set_cookies: &[String]) -> Response {
+    let hostname = receiver.host_str().unwrap_or_default().to_ascii_lowercase();
+    let sealed = seal::seal(&s.keys.handoff, &handoff_purpose(&hostname), &handoff);
+    let mut url = receiver.clone();
+    url.set_path("/.pomerium/callback/");
+    url.set_fragment(None);
     url.query_pairs_mut()
+        .clear()
         .append_pair("pomerium_session_encrypted", &sealed);
     redirect(url.as_str(), set_cookies)
 }
@@ -240,10 +237,6 @@ impl Handoff {
             programmatic,
         }
     }
-}
-
-fn origin_of(url: &url::Url) -> String {
-    url.origin().ascii_serialization()
 }
 
 async fn sign_in(State(e): State<Endpoints>, request: Request) -> Response {
@@ -312,11 +305,24 @@ async fn sign_in(State(e): State<Endpoints>, request: Request) -> Response {
             "sign-in needs a browser navigation",
         );
     }
-    let target_host = target.host_str().unwrap_or_default().to_ascii_lowercase();
+    // The route host that receives the session: the page's own, or for a programmatic
+    // login (whose page is the client's) the route host it started on.
+    let callback = match req.param("pomerium_callback_uri") {
+        Some(c) => match s.targets.check(&c) {
+            Ok(url) => url,
+            Err(_) => {
+                return failure(
+                    StatusCode::BAD_REQUEST,
+                    "the callback is not one of sluice's routes",
+                );
+            }
+        },
+        None => target.clone(),
+    };
     // Signed in here already: straight on to the route host (single sign-on).
     if let Some(session) = req.session(s, &s.auth_cookie_name) {
         let handoff = Handoff::new(session, target.to_string(), hosts, programmatic);
-        return hand_off(s, handoff, &origin_of(&target), &target_host, &[]);
+        return hand_off(s, handoff, &callback, &[]);
     }
     let discovery = match e.oidc.discovery(idp).await {
         Ok(d) => d,
@@ -334,6 +340,7 @@ async fn sign_in(State(e): State<Endpoints>, request: Request) -> Response {
             csrf: csrf.csrf.clone(),
             issued: unix_now(),
             redirect: target.to_string(),
+            callback: callback.to_string(),
             hosts,
             programmatic,
         },
@@ -473,10 +480,15 @@ async fn callback(State(e): State<Endpoints>, request: Request) -> Response {
         s.cookie_expire,
         req.cookie_header(),
     ));
-    let host = target.host_str().unwrap_or_default().to_ascii_lowercase();
+    let Ok(callback) = s.targets.check(&state.callback) else {
+        return failure(
+            StatusCode::BAD_REQUEST,
+            "the callback is not one of sluice's routes",
+        );
+    };
     tracing::info!(user = %claims.get("sub").and_then(|v| v.as_str()).unwrap_or(""), "signed in");
     let handoff = Handoff::new(session, target.to_string(), state.hosts, state.programmatic);
-    hand_off(s, handoff, &origin_of(&target), &host, &set)
+    hand_off(s, handoff, &callback, &set)
 }
 
 async fn route_callback(State(e): State<Endpoints>, request: Request) -> Response {
@@ -508,17 +520,15 @@ async fn route_callback(State(e): State<Endpoints>, request: Request) -> Respons
         .set_chunked(&s.cookie_name, &sealed, lifetime, req.cookie_header());
     if !handoff.hosts.is_empty() {
         let next = handoff.hosts.remove(0);
-        // The next host is reached on the port this one was.
-        let port = req
-            .origin
-            .rsplit_once(':')
-            .filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
-            .map(|(_, p)| format!(":{p}"))
-            .unwrap_or_default();
-        let scheme = req.origin.split("://").next().unwrap_or("https");
-        let origin = format!("{scheme}://{next}{port}");
+        // The next host is reached with the scheme and port this one was.
+        let Ok(mut receiver) = url::Url::parse(&req.origin) else {
+            return bad_host();
+        };
+        if receiver.set_host(Some(&next)).is_err() {
+            return failure(StatusCode::BAD_REQUEST, "an additional host is not valid");
+        }
         let onward = Handoff::new(handoff.session, handoff.redirect, handoff.hosts, false);
-        return hand_off(s, onward, &origin, &next, &set);
+        return hand_off(s, onward, &receiver, &set);
     }
     match s.targets.check(&handoff.redirect) {
         Ok(target) => redirect(target.as_str(), &set),

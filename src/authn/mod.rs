@@ -142,7 +142,9 @@ impl SignIn {
                 q.append_pair("pomerium_additional_hosts", &additional_hosts.join(","));
             }
             if programmatic {
+                // The session comes back to this route host, which hands it to the client.
                 q.append_pair("pomerium_programmatic", "true");
+                q.append_pair("pomerium_callback_uri", &format!("{origin}/.pomerium/callback/"));
             }
         }
         signed_url::sign(&mut url, &self.keys.url, unix_now());
