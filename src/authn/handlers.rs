@@ -125,7 +125,7 @@ fn with_cookies(mut response: Response, set_cookies: &[String]) -> Response {
 fn redirect(location: &str, set_cookies: &[String]) -> Response {
     let response = match HeaderValue::from_str(location) {
         Ok(v) => (StatusCode::FOUND, [(header::LOCATION, v)]).into_response(),
-        Err(_) => return failure(StatusCode::INTERNAL_SERVER_ERROR, "bad redirect"),
+        Err(_) => return failure(StatusCode::BAD_REQUEST, "the return address is not valid"),
     };
     with_cookies(response, set_cookies)
 }
@@ -152,7 +152,7 @@ fn bad_host() -> Response {
 
 fn no_idp() -> Response {
     failure(
-        StatusCode::INTERNAL_SERVER_ERROR,
+        StatusCode::NOT_IMPLEMENTED,
         "sign-in is not configured: set idp_provider_url and idp_client_id",
     )
 }

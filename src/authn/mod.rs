@@ -144,7 +144,10 @@ impl SignIn {
             if programmatic {
                 // The session comes back to this route host, which hands it to the client.
                 q.append_pair("pomerium_programmatic", "true");
-                q.append_pair("pomerium_callback_uri", &format!("{origin}/.pomerium/callback/"));
+                q.append_pair(
+                    "pomerium_callback_uri",
+                    &format!("{origin}/.pomerium/callback/"),
+                );
             }
         }
         signed_url::sign(&mut url, &self.keys.url, unix_now());

@@ -8,26 +8,37 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use envoy_types::pb::envoy::config::core::v3::{ApiVersion, GrpcService, grpc_service};
+use envoy_types::pb::envoy::config::core::v3::{DataSource, data_source};
 use envoy_types::pb::envoy::extensions::filters::http::ext_authz::v3::{
     ExtAuthz, ExtAuthzPerRoute, ext_authz, ext_authz_per_route,
 };
+use envoy_types::pb::envoy::extensions::filters::http::lua::v3::{Lua, LuaPerRoute, lua_per_route};
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpFilter, http_filter,
 };
 use envoy_types::pb::envoy::r#type::v3::HttpStatus;
-use envoy_types::pb::google::protobuf::Any;
+use envoy_types::pb::google::protobuf::{Any, BoolValue};
 
 use super::common::{any, duration};
 use crate::ir;
 
 pub const EXT_AUTHZ: &str = "envoy.filters.http.ext_authz";
+pub const CLEAN_UPSTREAM: &str = "envoy.filters.http.lua";
 pub const ROUTER: &str = "envoy.filters.http.router";
+
+/// The script of the `CLEAN_UPSTREAM` filter; `COOKIE_NAME` is defined ahead of it.
+const CLEAN_UPSTREAM_SCRIPT: &str = include_str!("clean_upstream.lua");
 
 /// The HTTP filters of a connection manager, in order:
 /// 1. ext_authz: decides before anything reaches an upstream.
-/// 2. router: always last.
-pub fn http_filters(ext_authz: Option<&ir::ExtAuthz>) -> Vec<HttpFilter> {
+/// 2. clean upstream (when browsers can sign in): removes sluice's cookies and tokens, which
+///    ext_authz has read, from what the upstream sees. Request headers only.
+/// 3. router: always last.
+pub fn http_filters(
+    ext_authz: Option<&ir::ExtAuthz>,
+    clean_upstream: Option<&ir::CleanUpstream>,
+) -> Vec<HttpFilter> {
     let mut filters = Vec::new();
     if let Some(authz) = ext_authz {
         filters.push(filter(
@@ -35,8 +46,52 @@ pub fn http_filters(ext_authz: Option<&ir::ExtAuthz>) -> Vec<HttpFilter> {
             any(ext_authz_config(&authz.cluster, authz.timeout)),
         ));
     }
+    if let Some(clean) = clean_upstream {
+        filters.push(filter(CLEAN_UPSTREAM, any(clean_upstream_config(clean))));
+    }
     filters.push(filter(ROUTER, any(Router::default())));
     filters
+}
+
+fn clean_upstream_config(clean: &ir::CleanUpstream) -> Lua {
+    // The comments stay in the source file; Envoy gets the code.
+    let code: Vec<&str> = CLEAN_UPSTREAM_SCRIPT
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("--"))
+        .collect();
+    let script = format!(
+        "local COOKIE_NAME = {}\n{}\n",
+        lua_string(&clean.cookie_name),
+        code.join("\n")
+    );
+    Lua {
+        default_source_code: Some(DataSource {
+            specifier: Some(data_source::Specifier::InlineString(script)),
+            ..Default::default()
+        }),
+        stat_prefix: "clean_upstream".into(),
+        // Only credentials change, never what the route was chosen by.
+        clear_route_cache: Some(BoolValue { value: false }),
+        ..Default::default()
+    }
+}
+
+/// `text` as a Lua string literal.
+fn lua_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() => out.push_str(&format!("\\{}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 fn filter(name: &str, config: Any) -> HttpFilter {
@@ -74,8 +129,15 @@ fn ext_authz_config(cluster: &str, timeout: Duration) -> ExtAuthz {
 }
 
 /// Per-route `typed_per_filter_config` entries.
-pub fn per_route(authz: &ir::Authz) -> HashMap<String, Any> {
+pub fn per_route(authz: &ir::Authz, keeps_credentials: bool) -> HashMap<String, Any> {
     let mut out = HashMap::new();
+    if keeps_credentials {
+        let disabled = LuaPerRoute {
+            r#override: Some(lua_per_route::Override::Disabled(true)),
+            ..Default::default()
+        };
+        out.insert(CLEAN_UPSTREAM.to_string(), any(disabled));
+    }
     match authz {
         ir::Authz::Check { context } => {
             out.insert(EXT_AUTHZ.to_string(), check_settings(context));

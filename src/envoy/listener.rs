@@ -193,7 +193,7 @@ fn connection_manager(
             ir::Codec::Http3 => CodecType::Http3,
         } as i32,
         route_specifier: Some(route_specifier),
-        http_filters: http_filters(h.ext_authz.as_ref()),
+        http_filters: http_filters(h.ext_authz.as_ref(), h.clean_upstream.as_ref()),
         request_timeout: Some(duration(h.request_timeout)),
         stream_idle_timeout: Some(duration(h.stream_idle_timeout)),
         drain_timeout: Some(duration(h.drain_timeout)),

@@ -65,7 +65,7 @@ fn route(r: &ir::Route) -> Route {
             .iter()
             .map(|(k, v)| set_header(k, v))
             .collect(),
-        typed_per_filter_config: per_route(&r.authz),
+        typed_per_filter_config: per_route(&r.authz, r.keeps_credentials),
         ..Default::default()
     }
 }

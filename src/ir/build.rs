@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::limits::{RouteTimeouts, route_timeouts};
 use super::names;
+use super::sign_in;
 use super::*;
 use crate::config::model::{
     self, CodecType, Global, Model, PathRewrite, RouteAction, ServiceAddress, UpstreamScheme,
@@ -39,6 +40,7 @@ pub fn build(model: &Model) -> Ir {
         (vhost_host, routes, cluster)
     });
     let mut vhosts: BTreeMap<String, VirtualHost> = BTreeMap::new();
+    let internal = internal_routes(g);
     for (vhost_host, routes, cluster) in built {
         if let Some(cluster) = cluster {
             clusters.entry(cluster.name.clone()).or_insert(cluster);
@@ -53,14 +55,28 @@ pub fn build(model: &Model) -> Ir {
                     // Any port: Pomerium matches a route's host whatever port the client used.
                     vec![host.clone(), format!("{host}:*")]
                 },
-                routes: internal_routes(),
+                routes: internal.clone(),
             })
             .routes
             .extend(routes);
     }
 
     for vhost in vhosts.values_mut() {
-        super::probe::add(vhost, g.stream_probe, INTERNAL_PATHS.len());
+        super::probe::add(vhost, g.stream_probe, internal.len());
+    }
+    if let Some(host) = sign_in::authenticate_host(g) {
+        match vhosts.get_mut(&host) {
+            Some(vhost) => {
+                let at = internal.len();
+                vhost
+                    .routes
+                    .splice(at..at, sign_in::authenticate_routes_on_route_host(g));
+            }
+            None => {
+                let vhost = sign_in::authenticate_virtual_host(g, &host, internal.clone());
+                vhosts.insert(host, vhost);
+            }
+        }
     }
 
     let secrets: Vec<Secret> = g
@@ -109,6 +125,7 @@ pub fn build(model: &Model) -> Ir {
                 codec: Codec::Auto,
                 routes: RouteTable::Single(names::REDIRECT_ROUTES.into()),
                 ext_authz: None,
+                clean_upstream: None,
                 ..hcm(g, Codec::Auto, &main_routes)
             },
         });
@@ -126,14 +143,15 @@ pub fn build(model: &Model) -> Ir {
 }
 
 /// Paths sluice itself answers on every route host, ahead of the config's routes: the keys
-/// that verify identity assertions, and Pomerium's well-known document.
-pub const INTERNAL_PATHS: [(&str, &str); 2] = [
+/// that verify identity assertions, and Pomerium's well-known document (then the sign-in
+/// endpoints, `sign_in::route_host_routes`).
+const INTERNAL_PATHS: [(&str, &str); 2] = [
     ("route/sluice/jwks", "/.well-known/pomerium/jwks.json"),
     ("route/sluice/well-known", "/.well-known/pomerium"),
 ];
 
-fn internal_routes() -> Vec<Route> {
-    INTERNAL_PATHS
+fn internal_routes(g: &Global) -> Vec<Route> {
+    let mut routes: Vec<Route> = INTERNAL_PATHS
         .iter()
         .map(|(name, path)| Route {
             name: name.to_string(),
@@ -145,8 +163,11 @@ fn internal_routes() -> Vec<Route> {
             response_headers: Arc::default(),
             // Public by design: upstreams must be able to fetch the keys.
             authz: Authz::Disabled,
+            keeps_credentials: false,
         })
-        .collect()
+        .collect();
+    routes.extend(sign_in::route_host_routes(g));
+    routes
 }
 
 /// Whether requests for `host` can find their table by an exact match on the `:authority`
@@ -170,6 +191,7 @@ fn hcm(g: &Global, codec: Codec, routes: &RouteTable) -> Hcm {
             cluster: names::SLUICE_CLUSTER.into(),
             timeout: g.grpc_client_timeout.value,
         }),
+        clean_upstream: sign_in::clean_upstream(g),
     }
 }
 
@@ -265,6 +287,7 @@ fn redirect_routes(g: &Global) -> RouteConfig {
                 request_headers_to_remove: Arc::default(),
                 response_headers: Arc::default(),
                 authz: Authz::None,
+                keeps_credentials: false,
             }],
         }],
         response_headers: BTreeMap::new(),
@@ -323,6 +346,7 @@ fn build_routes(
         } else {
             Authz::Check { context }
         },
+        keeps_credentials: false,
     };
     match &route.action {
         RouteAction::Redirect(r) => (

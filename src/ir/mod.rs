@@ -7,6 +7,7 @@ pub mod limits;
 pub mod matching;
 pub mod names;
 mod probe;
+pub mod sign_in;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -122,6 +123,16 @@ pub struct Hcm {
     #[serde(with = "go_duration")]
     pub drain_timeout: Duration,
     pub ext_authz: Option<ExtAuthz>,
+    /// Removes sluice's credentials from requests before they reach upstreams.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clean_upstream: Option<CleanUpstream>,
+}
+
+/// What the upstream-cleaning filter removes: the session cookies named after
+/// `cookie_name`, `Authorization: Pomerium …` and `X-Pomerium-Authorization`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Hash)]
+pub struct CleanUpstream {
+    pub cookie_name: String,
 }
 
 /// How a connection manager finds its route table, named after the IR `RouteConfig`.
@@ -204,6 +215,13 @@ pub struct Route {
     /// Set on the response, replacing any upstream value.
     pub response_headers: Arc<BTreeMap<String, String>>,
     pub authz: Authz,
+    /// sluice's own sign-in routes: the credentials reach sluice, uncleaned.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub keeps_credentials: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
 }
 
 /// What the ext_authz filter does on this route.

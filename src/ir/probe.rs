@@ -77,5 +77,6 @@ fn probe_route(
         request_headers_to_remove: Arc::default(),
         response_headers: Arc::default(),
         authz,
+        keeps_credentials: false,
     }
 }
