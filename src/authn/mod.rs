@@ -61,8 +61,13 @@ impl SignIn {
             && g.authenticate_service_url
                 .as_deref()
                 .is_none_or(|u| u.starts_with("http://"));
-        let attributes = |settings: CookieSettings, use_domain| cookies::Attributes {
-            settings,
+        // SameSite defaults to Lax (the and browsers' default), said explicitly so
+        // that older browsers treating a missing attribute as None behave the same.
+        let attributes = |mut settings: CookieSettings, use_domain| cookies::Attributes {
+            settings: {
+                settings.same_site = settings.same_site.or(Some(SameSite::Lax));
+                settings
+            },
             secure: !plain_http,
             use_domain,
         };

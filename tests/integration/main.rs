@@ -19,6 +19,7 @@ mod policy_fuzz;
 mod policy_table;
 mod probe;
 mod reload;
+mod sign_in_e2e;
 mod streams;
 mod tokens;
 mod validate_errors;
