@@ -715,3 +715,101 @@ async fn root(State(e): State<Endpoints>, request: Request) -> Response {
     }
     (StatusCode::NOT_FOUND, Body::from("not found\n")).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::authn::keys::Key;
+
+    const STATE_KEY: Key = Key([7; 32]);
+    const HANDOFF_KEY: Key = Key([9; 32]);
+
+    fn session() -> SessionData {
+        SessionData {
+            sid: "sid".into(),
+            id_token: Some("h.eyJzdWIiOiJhbGljZSJ9.s".into()),
+            extra_claims: Default::default(),
+            access_token: Some("at".into()),
+            refresh_token: Some("rt".into()),
+            tokens_expire: Some(2_000_000_000),
+            issued: 1,
+            expires: 2_000_000_000,
+        }
+    }
+
+    fn sealed_handoff() -> String {
+        let handoff = Handoff::new(session(), "https://app.example.com/".into(), vec![], false);
+        seal::seal(&HANDOFF_KEY, &handoff_purpose("app.example.com"), &handoff)
+    }
+
+    fn sealed_state() -> String {
+        let state = OAuthState {
+            csrf: "c".into(),
+            issued: 1,
+            redirect: "https://app.example.com/".into(),
+            callback: "https://app.example.com/.pomerium/callback/".into(),
+            hosts: vec!["b.example.com".into()],
+            programmatic: false,
+        };
+        seal::seal(&STATE_KEY, STATE_PURPOSE, &state)
+    }
+
+    /// `text` with one byte replaced by another base64url character.
+    fn mutate(text: &str, at: usize, with: u8) -> String {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut bytes = text.as_bytes().to_vec();
+        let i = at % bytes.len();
+        let mut c = ALPHABET[with as usize % ALPHABET.len()];
+        if c == bytes[i] {
+            c = if c == b'A' { b'B' } else { b'A' };
+        }
+        bytes[i] = c;
+        String::from_utf8(bytes).expect("ascii")
+    }
+
+    #[test]
+    fn the_decoders_open_what_was_sealed_for_them_only() {
+        let handoff = sealed_handoff();
+        assert!(
+            seal::open::<Handoff>(&HANDOFF_KEY, &handoff_purpose("app.example.com"), &handoff)
+                .is_ok()
+        );
+        // Another host, another key, another kind of sealed value: all refused.
+        assert!(
+            seal::open::<Handoff>(&HANDOFF_KEY, &handoff_purpose("b.example.com"), &handoff)
+                .is_err()
+        );
+        assert!(
+            seal::open::<Handoff>(&STATE_KEY, &handoff_purpose("app.example.com"), &handoff)
+                .is_err()
+        );
+        let state = sealed_state();
+        assert!(seal::open::<OAuthState>(&STATE_KEY, STATE_PURPOSE, &state).is_ok());
+        assert!(seal::open::<Csrf>(&STATE_KEY, CSRF_PURPOSE, &state).is_err());
+        assert!(seal::open::<Csrf>(&STATE_KEY, STATE_PURPOSE, &state).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn random_bytes_are_no_state_handoff_or_session(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let text = String::from_utf8_lossy(&bytes);
+            prop_assert!(seal::open::<OAuthState>(&STATE_KEY, STATE_PURPOSE, &text).is_err());
+            prop_assert!(seal::open::<Csrf>(&STATE_KEY, CSRF_PURPOSE, &text).is_err());
+            prop_assert!(seal::open::<Handoff>(&HANDOFF_KEY, &handoff_purpose("app.example.com"), &text).is_err());
+            prop_assert!(SessionData::open(&STATE_KEY, "_pomerium", &text).is_err());
+            let b64 = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &bytes);
+            prop_assert!(seal::open::<Handoff>(&HANDOFF_KEY, &handoff_purpose("app.example.com"), &b64).is_err());
+            prop_assert!(seal::open::<OAuthState>(&STATE_KEY, STATE_PURPOSE, &b64).is_err());
+        }
+
+        #[test]
+        fn any_changed_character_breaks_a_state_or_handoff(at in any::<usize>(), with in any::<u8>()) {
+            let state = mutate(&sealed_state(), at, with);
+            prop_assert!(seal::open::<OAuthState>(&STATE_KEY, STATE_PURPOSE, &state).is_err());
+            let handoff = mutate(&sealed_handoff(), at, with);
+            prop_assert!(seal::open::<Handoff>(&HANDOFF_KEY, &handoff_purpose("app.example.com"), &handoff).is_err());
+        }
+    }
+}
