@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test of sluice on a fresh machine: installs what the tests need (Envoy 1.40 and
-# the Prometheus tools), then the whole cargo test suite (unit, integration with real Envoy
-# and Prometheus, property tests).
+# Runs every test of sluice on a fresh machine: installs what the tests need (Envoy 1.40, the
+# Prometheus tools, the OpenID provider and Chromium), then the whole cargo test suite (unit,
+# integration with real Envoy, Prometheus, the provider and Chromium, property tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +16,8 @@ if ! command -v docker-compose >/dev/null; then
     || { $SUDO apt-get update >/dev/null && $SUDO apt-get install -y --no-install-recommends docker-compose >/dev/null; }
 fi
 bash scripts/install-prometheus.sh
+# The sign-in tests: a real OpenID provider (npm oidc-provider) and headless Chromium.
+bash scripts/install-oidc-peers.sh
 # The stream tests time every event to 50 ms; on two cores they run on their own, after the
 # rest, so the proptests and the 800-connection ext_authz burst do not take their CPU.
 stream_tests="streams::sse_"

@@ -111,7 +111,7 @@ fn upstream_saw(reply: &Reply) -> HashMap<String, String> {
 }
 
 /// Verifies an assertion the way an upstream would: with the JWKS fetched from its own host.
-fn verify_assertion(ports: &Ports, host: &str, jwt: &str) -> Value {
+pub(crate) fn verify_assertion(ports: &Ports, host: &str, jwt: &str) -> Value {
     let jwks = send(ports, host, "/.well-known/pomerium/jwks.json", &[]);
     assert_eq!(jwks.status, 200, "JWKS on {host}: {}", jwks.body);
     let set: JwkSet = serde_json::from_str(&jwks.body).expect("a JWKS");

@@ -20,6 +20,7 @@ mod policy_table;
 mod probe;
 mod reload;
 mod sign_in_e2e;
+mod sign_in_oidc;
 mod streams;
 mod tokens;
 mod validate_errors;

@@ -27,13 +27,25 @@ pub fn request(
     path: &str,
     headers: &[(&str, &str)],
 ) -> std::io::Result<Reply> {
+    send(method, port, host, path, headers, "")
+}
+
+/// As `request`, with a body (its `Content-Type`, if any, goes in `headers`).
+pub fn send(
+    method: &str,
+    port: u16,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<Reply> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut text = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
     for (k, v) in headers {
         text.push_str(&format!("{k}: {v}\r\n"));
     }
-    text.push_str("Content-Length: 0\r\n\r\n");
+    text.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
     stream.write_all(text.as_bytes())?;
     // Read until the body is complete rather than until EOF: after a local reply Envoy waits
     // (delayed_close_timeout, 1 s) for the client to close first.

@@ -5,6 +5,7 @@ pub mod golden;
 pub mod grpc;
 pub mod http;
 pub mod idp;
+pub mod oidc;
 pub mod process;
 pub mod sluice;
 pub mod sse;
