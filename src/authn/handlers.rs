@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
 
-use super::keys::random_token;
+use super::keys::{Key, random_token};
 use super::oidc::{OidcClient, OidcError};
 use super::session::SessionData;
 use super::{SignIn, cookies, identity, pages, seal, signed_url, unix_now};
@@ -225,6 +225,13 @@ fn hand_off(s: &SignIn, handoff: Handoff, receiver: &url::Url, set_cookies: &[St
         .clear()
         .append_pair("pomerium_session_encrypted", &sealed);
     redirect(url.as_str(), set_cookies)
+}
+
+/// The handoff in `text`, when it was sealed for `hostname` and its minute has not passed.
+fn open_handoff(key: &Key, hostname: &str, text: &str, now: u64) -> Option<Handoff> {
+    seal::open::<Handoff>(key, &handoff_purpose(hostname), text)
+        .ok()
+        .filter(|h| h.expires >= now)
 }
 
 impl Handoff {
@@ -497,10 +504,10 @@ async fn route_callback(State(e): State<Endpoints>, request: Request) -> Respons
     };
     let index = e.source.index();
     let s = &index.sign_in;
-    let handoff = req.param("pomerium_session_encrypted").and_then(|h| {
-        seal::open::<Handoff>(&s.keys.handoff, &handoff_purpose(&req.hostname), &h).ok()
-    });
-    let Some(mut handoff) = handoff.filter(|h| h.expires >= unix_now()) else {
+    let handoff = req
+        .param("pomerium_session_encrypted")
+        .and_then(|h| open_handoff(&s.keys.handoff, &req.hostname, &h, unix_now()));
+    let Some(mut handoff) = handoff else {
         return failure(
             StatusCode::BAD_REQUEST,
             "the sign-in handoff is not valid here or has expired",
@@ -721,7 +728,6 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::authn::keys::Key;
 
     const STATE_KEY: Key = Key([7; 32]);
     const HANDOFF_KEY: Key = Key([9; 32]);
@@ -789,6 +795,25 @@ mod tests {
         assert!(seal::open::<OAuthState>(&STATE_KEY, STATE_PURPOSE, &state).is_ok());
         assert!(seal::open::<Csrf>(&STATE_KEY, CSRF_PURPOSE, &state).is_err());
         assert!(seal::open::<Csrf>(&STATE_KEY, STATE_PURPOSE, &state).is_err());
+    }
+
+    #[test]
+    fn a_handoff_opens_on_its_host_within_its_minute_only() {
+        let sealed = sealed_handoff();
+        let now = unix_now();
+        assert!(open_handoff(&HANDOFF_KEY, "app.example.com", &sealed, now).is_some());
+        assert!(open_handoff(&HANDOFF_KEY, "b.example.com", &sealed, now).is_none());
+        assert!(
+            open_handoff(
+                &HANDOFF_KEY,
+                "app.example.com",
+                &sealed,
+                now + HANDOFF_VALID_SECS + 1
+            )
+            .is_none(),
+            "a handoff past its minute"
+        );
+        const { assert!(HANDOFF_VALID_SECS <= 60) };
     }
 
     proptest! {
