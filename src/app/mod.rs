@@ -55,6 +55,17 @@ pub async fn serve(config: PathBuf, model: Model, mode: EnvoyMode) -> anyhow::Re
         generated,
         config.clone(),
     );
+    // The first reload reuses what this validation finds; done off the start-up path.
+    {
+        let state = Arc::clone(&state);
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Ok(bytes) = std::fs::read(&config) {
+                let mut loader = state.loader.lock().unwrap_or_else(|p| p.into_inner());
+                let _ = loader.load(&config, &bytes);
+            }
+        });
+    }
     let registry = Arc::new(Registry::default());
     let authz_counters = Arc::new(AuthzCounters::default());
     let source: Arc<dyn SnapshotSource> = Arc::clone(&state) as Arc<dyn SnapshotSource>;

@@ -13,7 +13,7 @@ use tracing::{error, info, warn};
 use super::state::{Published, State};
 use crate::config::{self, Model};
 use crate::document::Severity;
-use crate::envoy::{self, EncodedResource};
+use crate::envoy::{self, Earlier, EncodedResource, Kind};
 use crate::hashing::content_hash;
 use crate::ir::{self, Ir};
 use crate::telemetry::metrics::metrics;
@@ -22,6 +22,32 @@ use crate::xds::{Resource, ResourceType, Snapshot};
 
 /// Builds a snapshot for a validated model.
 pub fn snapshot_for(model: &Model, generation: u64) -> Snapshot {
+    snapshot_reusing(model, generation, &Snapshot::default())
+}
+
+/// The resources of an earlier snapshot, for encoding only what changed.
+struct EarlierSnapshot<'a>(&'a Snapshot);
+
+impl Earlier for EarlierSnapshot<'_> {
+    fn bytes(&self, kind: Kind, name: &str, version: &str) -> Option<Bytes> {
+        let ty = match kind {
+            Kind::Listener => ResourceType::Listener,
+            Kind::RouteConfig => ResourceType::RouteConfiguration,
+            Kind::Scope => ResourceType::ScopedRoute,
+            Kind::Cluster => ResourceType::Cluster,
+            Kind::Secret => ResourceType::Secret,
+        };
+        self.0
+            .resources(ty)
+            .get(name)
+            .filter(|r| &*r.version == version)
+            .map(|r| r.bytes.clone())
+    }
+}
+
+/// As `snapshot_for`, taking unchanged resources' bytes from `previous` instead of encoding
+/// them again (the result is the same).
+pub fn snapshot_reusing(model: &Model, generation: u64, previous: &Snapshot) -> Snapshot {
     let ir: Ir = ir::build(model);
     // A certificate rotation changes the files, not the config: the secret's version follows
     // the files' contents too, so a rotation is re-announced.
@@ -30,11 +56,11 @@ pub fn snapshot_for(model: &Model, generation: u64) -> Snapshot {
         .iter()
         .map(|s| (s.name.clone(), files_hash(&[&s.files.cert, &s.files.key])))
         .collect();
-    let encoded = envoy::encode(ir);
+    let encoded = envoy::encode_reusing(ir, &EarlierSnapshot(previous));
     let to_resource = |e: EncodedResource| Resource {
         name: e.name.into(),
         version: e.version.into(),
-        bytes: Bytes::from(e.bytes),
+        bytes: e.bytes,
     };
     let mut resources: Vec<(ResourceType, Resource)> = Vec::new();
     resources.extend(
@@ -96,9 +122,20 @@ pub fn reload(state: &Arc<State>, path: &Path) -> Outcome {
     let loaded = match std::fs::read(path) {
         Ok(bytes) => {
             let validating = stage("read", started);
-            // YAML parsing and validation are one pass in `config::load_bytes`.
-            let loaded = config::load_bytes(path, &bytes);
+            // YAML parsing and validation are one pass; routes whose text did not change
+            // are taken as validated at the last reload.
+            let (loaded, reuse) = state
+                .loader
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .load(path, &bytes);
             stage("validate", validating);
+            tracing::debug!(
+                reused = reuse.reused,
+                validated = reuse.validated,
+                whole = reuse.whole,
+                "config validated"
+            );
             loaded
         }
         // Unreadable: `load` words the diagnostic as every other path reports it.
@@ -133,7 +170,7 @@ pub fn reload(state: &Arc<State>, path: &Path) -> Outcome {
     let translating = std::time::Instant::now();
     let current = state.published();
     let generation = current.snapshot.generation + 1;
-    let snapshot = snapshot_for(&model, generation);
+    let snapshot = snapshot_reusing(&model, generation, &current.snapshot);
     // Settings only sluice reads (none of Envoy's resources show them) must still take effect.
     let same = snapshot.same_content(&current.snapshot)
         && model.global.authorize_log_fields == current.model.global.authorize_log_fields;

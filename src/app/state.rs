@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use crate::authz::signer::Signer;
 use crate::authz::{Index, IndexSource};
 use crate::config::Model;
+use crate::config::validate::Incremental;
 use crate::xds::{Snapshot, SnapshotSource};
 
 pub struct Published {
@@ -61,6 +62,8 @@ pub struct State {
     pub generated_signer: Arc<Signer>,
     changed: watch::Sender<u64>,
     pub reloads: Mutex<ReloadStatus>,
+    /// The config loader, which keeps what it validated for the next reload to reuse.
+    pub loader: Mutex<Incremental>,
 }
 
 impl State {
@@ -79,6 +82,7 @@ impl State {
                 generation,
                 ..Default::default()
             }),
+            loader: Mutex::new(Incremental::new()),
         })
     }
 

@@ -67,7 +67,7 @@ impl Target {
 /// The config route behind an Envoy route (sluice's own routes have none).
 pub fn config_route<'m>(model: &'m Model, route: &ir::Route) -> Option<&'m ConfigRoute> {
     let id = route.config_route.as_ref()?;
-    model.routes.iter().find(|r| &r.id == id)
+    model.routes.iter().find(|r| &r.id == id).map(|r| &**r)
 }
 
 /// Prints the `route:` and `upstream:`/`action:` lines.

@@ -20,7 +20,7 @@ pub struct Model {
     #[serde(skip)]
     pub file: PathBuf,
     pub global: Global,
-    pub routes: Vec<Route>,
+    pub routes: Vec<Arc<Route>>,
     /// Warnings found while validating (a valid config may still have some).
     #[serde(skip)]
     pub warnings: Vec<Diagnostic>,

@@ -3,6 +3,7 @@
 
 pub mod decode;
 pub mod diag;
+pub mod split;
 pub mod yaml;
 
 pub use decode::{Decode, KeyPath, Spanned};

@@ -97,6 +97,22 @@ impl Node {
     }
 }
 
+impl Node {
+    /// Moves the node and everything in it `by` lines down: for text parsed apart from the
+    /// file it was cut from.
+    pub fn shift_lines(&mut self, by: u32) {
+        self.span.line = self.span.line.saturating_add(by);
+        match &mut self.kind {
+            NodeKind::Scalar(_) => {}
+            NodeKind::Seq(items) => items.iter_mut().for_each(|n| n.shift_lines(by)),
+            NodeKind::Map(entries) => entries.iter_mut().for_each(|(k, v)| {
+                k.shift_lines(by);
+                v.shift_lines(by);
+            }),
+        }
+    }
+}
+
 /// YAML booleans as Pomerium (Go, viper) reads them.
 pub fn parse_bool(text: &str) -> Option<bool> {
     match text {

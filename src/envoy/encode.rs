@@ -3,6 +3,7 @@
 //! holds every Envoy proto struct at once. Versions hash the IR, which is deterministic,
 //! where hashing encoded bytes would not be (prost keeps proto maps in `HashMap`s).
 
+use bytes::Bytes;
 use prost::Message;
 
 use super::{Delivery, cluster, listener, per_host_tables, route, scope, secret};
@@ -16,7 +17,32 @@ pub struct EncodedResource {
     /// Changes exactly when the resource's content does.
     pub version: String,
     /// The resource message, protobuf-encoded (the `value` of its `Any`).
-    pub bytes: Vec<u8>,
+    pub bytes: Bytes,
+}
+
+/// The kinds of resource, for looking up what an earlier encoding produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Listener,
+    RouteConfig,
+    Scope,
+    Cluster,
+    Secret,
+}
+
+/// The bytes an earlier encoding gave a resource of this kind, name and version, if any: an
+/// unchanged resource is not encoded again.
+pub trait Earlier: Sync {
+    fn bytes(&self, kind: Kind, name: &str, version: &str) -> Option<Bytes>;
+}
+
+/// Nothing encoded before.
+pub struct Nothing;
+
+impl Earlier for Nothing {
+    fn bytes(&self, _: Kind, _: &str, _: &str) -> Option<Bytes> {
+        None
+    }
 }
 
 /// Every resource for one config, each kind sorted by name.
@@ -33,6 +59,11 @@ pub struct EncodedResources {
 const VIRTUAL_HOSTS_FIELD: u32 = 2;
 
 pub fn encode(ir: ir::Ir) -> EncodedResources {
+    encode_reusing(ir, &Nothing)
+}
+
+/// As `encode`, taking each resource whose version is unchanged from `earlier`.
+pub fn encode_reusing(ir: ir::Ir, earlier: &dyn Earlier) -> EncodedResources {
     let per_host: Vec<String> = per_host_tables(&ir).into_iter().map(String::from).collect();
     let ir::Ir {
         listeners,
@@ -44,17 +75,21 @@ pub fn encode(ir: ir::Ir) -> EncodedResources {
     let mut scopes = Vec::new();
     for rc in tables {
         if !per_host.contains(&rc.name) {
-            route_configs.push(encode_route_config(rc));
+            route_configs.push(encode_route_config(rc, earlier));
             continue;
         }
         let encoded = crate::parallel::map(scope::split(rc), |t| {
             let scope_resource = resource(
+                Kind::Scope,
                 &t.scope,
                 &(&t.host, &t.table.name),
-                scope::scope(&t, None).encode_to_vec(),
+                earlier,
+                || scope::scope(&t, None).encode_to_vec(),
             );
-            let table = route::route_configuration(&t.table).encode_to_vec();
-            (scope_resource, resource(&t.table.name, &t.table, table))
+            let table = resource(Kind::RouteConfig, &t.table.name, &t.table, earlier, || {
+                route::route_configuration(&t.table).encode_to_vec()
+            });
+            (scope_resource, table)
         });
         for (scope_resource, table) in encoded {
             scopes.push(scope_resource);
@@ -67,30 +102,45 @@ pub fn encode(ir: ir::Ir) -> EncodedResources {
         listeners: listeners
             .into_iter()
             .map(|l| {
-                resource(
-                    &l.name,
-                    &l,
-                    listener::listener(&l, listener::Inline::Nothing, Delivery::Ads)
-                        .encode_to_vec(),
-                )
+                resource(Kind::Listener, &l.name, &l, earlier, || {
+                    listener::listener(&l, listener::Inline::Nothing, Delivery::Ads).encode_to_vec()
+                })
             })
             .collect(),
         route_configs,
         scopes,
         clusters: crate::parallel::map(clusters, |c| {
-            resource(&c.name, &c, cluster::cluster(&c).encode_to_vec())
+            resource(Kind::Cluster, &c.name, &c, earlier, || {
+                cluster::cluster(&c).encode_to_vec()
+            })
         }),
         secrets: secrets
             .into_iter()
-            .map(|s| resource(&s.name, &s, secret::secret(&s).encode_to_vec()))
+            .map(|s| {
+                resource(Kind::Secret, &s.name, &s, earlier, || {
+                    secret::secret(&s).encode_to_vec()
+                })
+            })
             .collect(),
     }
 }
 
-fn resource(name: &str, ir: &impl std::hash::Hash, bytes: Vec<u8>) -> EncodedResource {
+/// The resource named `name`: versioned by its IR's hash, encoded by `encode` unless an
+/// earlier encoding of the same version is at hand.
+fn resource(
+    kind: Kind,
+    name: &str,
+    ir: &impl std::hash::Hash,
+    earlier: &dyn Earlier,
+    encode: impl FnOnce() -> Vec<u8>,
+) -> EncodedResource {
+    let version = content_hash(ir);
+    let bytes = earlier
+        .bytes(kind, name, &version)
+        .unwrap_or_else(|| Bytes::from(encode()));
     EncodedResource {
         name: name.to_string(),
-        version: content_hash(ir),
+        version,
         bytes,
     }
 }
@@ -99,24 +149,31 @@ fn resource(name: &str, ir: &impl std::hash::Hash, bytes: Vec<u8>) -> EncodedRes
 /// table is encoded as its header followed by each virtual host, built and dropped in turn
 /// (in parallel for large tables). The version combines the header's hash with each virtual
 /// host's, computed alongside.
-fn encode_route_config(mut rc: ir::RouteConfig) -> EncodedResource {
+fn encode_route_config(mut rc: ir::RouteConfig, earlier: &dyn Earlier) -> EncodedResource {
     let virtual_hosts = std::mem::take(&mut rc.virtual_hosts);
+    let hashes: Vec<u64> = crate::parallel::map(virtual_hosts.iter().collect(), content_hash_u64);
+    let version = content_hash(&(&rc, &hashes));
+    if let Some(bytes) = earlier.bytes(Kind::RouteConfig, &rc.name, &version) {
+        return EncodedResource {
+            name: rc.name,
+            version,
+            bytes,
+        };
+    }
     let mut bytes = route::route_configuration(&rc).encode_to_vec();
     let encoded = crate::parallel::map(virtual_hosts, |vhost| {
         let proto = route::virtual_host(&vhost);
         let mut field = Vec::with_capacity(proto.encoded_len() + 8);
         prost::encoding::message::encode(VIRTUAL_HOSTS_FIELD, &proto, &mut field);
-        (content_hash_u64(&vhost), field)
+        field
     });
-    let hashes: Vec<u64> = encoded.iter().map(|(h, _)| *h).collect();
-    bytes.reserve(encoded.iter().map(|(_, f)| f.len()).sum());
-    for (_, field) in encoded {
+    bytes.reserve(encoded.iter().map(Vec::len).sum());
+    for field in encoded {
         bytes.extend_from_slice(&field);
     }
-    let version = content_hash(&(&rc, hashes));
     EncodedResource {
         name: rc.name,
         version,
-        bytes,
+        bytes: Bytes::from(bytes),
     }
 }

@@ -356,7 +356,7 @@ fn encoded_resources_match_translated_ones() {
         );
         for (e, s) in encoded.listeners.iter().zip(&structs.listeners) {
             assert_eq!(
-                &Listener::decode(e.bytes.as_slice()).unwrap(),
+                &Listener::decode(&e.bytes[..]).unwrap(),
                 s,
                 "{}",
                 path.display()
@@ -365,7 +365,7 @@ fn encoded_resources_match_translated_ones() {
         assert_eq!(encoded.route_configs.len(), structs.route_configs.len());
         for (e, s) in encoded.route_configs.iter().zip(&structs.route_configs) {
             assert_eq!(
-                &RouteConfiguration::decode(e.bytes.as_slice()).unwrap(),
+                &RouteConfiguration::decode(&e.bytes[..]).unwrap(),
                 s,
                 "{}",
                 path.display()
@@ -374,7 +374,7 @@ fn encoded_resources_match_translated_ones() {
         assert_eq!(encoded.scopes.len(), structs.scopes.len());
         for (e, s) in encoded.scopes.iter().zip(&structs.scopes) {
             assert_eq!(
-                &ScopedRouteConfiguration::decode(e.bytes.as_slice()).unwrap(),
+                &ScopedRouteConfiguration::decode(&e.bytes[..]).unwrap(),
                 s,
                 "{}",
                 path.display()
@@ -383,7 +383,7 @@ fn encoded_resources_match_translated_ones() {
         assert_eq!(encoded.clusters.len(), structs.clusters.len());
         for (e, s) in encoded.clusters.iter().zip(&structs.clusters) {
             assert_eq!(
-                &Cluster::decode(e.bytes.as_slice()).unwrap(),
+                &Cluster::decode(&e.bytes[..]).unwrap(),
                 s,
                 "{}",
                 path.display()
@@ -391,7 +391,7 @@ fn encoded_resources_match_translated_ones() {
         }
         for (e, s) in encoded.secrets.iter().zip(&structs.secrets) {
             assert_eq!(
-                &Secret::decode(e.bytes.as_slice()).unwrap(),
+                &Secret::decode(&e.bytes[..]).unwrap(),
                 s,
                 "{}",
                 path.display()

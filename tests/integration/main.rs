@@ -11,6 +11,7 @@ mod determinism;
 mod diff;
 mod drain;
 mod golden;
+mod incremental;
 mod logs;
 mod managed;
 mod metrics;

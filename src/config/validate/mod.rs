@@ -4,6 +4,7 @@ mod addr;
 mod files;
 mod global;
 mod headers;
+mod incremental;
 mod mtls;
 mod pem;
 mod regex;
@@ -11,14 +12,16 @@ mod route;
 mod session;
 mod streams;
 
+pub use incremental::{Incremental, Reuse};
 pub use session::RUNTIME_FLAGS;
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use addr::connect_host;
 
-use super::model::Model;
+use super::model::{Global, Model, Route};
 use super::raw::{RawConfig, RawRoute};
 use crate::document::decode::{Decode, KeyPath};
 use crate::document::diag::{Diagnostics, Rejected, Span};
@@ -49,7 +52,7 @@ pub fn load_bytes(path: &Path, bytes: &[u8]) -> Result<Model, Rejected> {
         return Err(reject(diags));
     };
     let base = path.parent().unwrap_or(Path::new("."));
-    let mut global = global::validate_global(&raw, base, &mut diags);
+    let global = global::validate_global(&raw, base, &mut diags);
 
     // Each route is decoded and checked on its own (in parallel for large files); their
     // diagnostics are merged afterwards and sorted by position anyway.
@@ -68,19 +71,7 @@ pub fn load_bytes(path: &Path, bytes: &[u8]) -> Result<Model, Rejected> {
         );
     }
     let checked = parallel::map(pending, |(list, i, node)| {
-        let mut route_diags = diags.sibling();
-        let route = RawRoute::decode(node, &KeyPath::root().key(list).index(i), &mut route_diags)
-            .and_then(|r| {
-                let ca = mtls::route_client_ca(
-                    &r,
-                    &KeyPath::root().key(list).index(i),
-                    base,
-                    &mut route_diags,
-                );
-                route::validate_route(&r, i, list, &global, base, &mut route_diags)
-                    .map(|route| (route, ca))
-            });
-        (route, route_diags)
+        check_route(list, i, node, &global, base, diags.sibling())
     });
     let mut routes = Vec::with_capacity(checked.len());
     let mut route_cas = Vec::with_capacity(checked.len());
@@ -91,7 +82,40 @@ pub fn load_bytes(path: &Path, bytes: &[u8]) -> Result<Model, Rejected> {
             route_cas.push(ca);
         }
     }
-    mtls::finish(&mut global, &mut routes, &route_cas, &mut diags);
+    finish(path, global, routes, &route_cas, diags)
+}
+
+/// A route checked on its own: the validated route and its own client CA, if it is valid,
+/// and what was found.
+type Checked = (Option<(Arc<Route>, Option<PathBuf>)>, Diagnostics);
+
+/// Decodes and checks one entry of `list` (at `index`) against the validated global settings.
+fn check_route(
+    list: &'static str,
+    index: usize,
+    node: Node,
+    global: &Global,
+    base: &Path,
+    mut diags: Diagnostics,
+) -> Checked {
+    let path = KeyPath::root().key(list).index(index);
+    let route = RawRoute::decode(node, &path, &mut diags).and_then(|r| {
+        let ca = mtls::route_client_ca(&r, &path, base, &mut diags);
+        route::validate_route(&r, index, list, global, base, &mut diags)
+            .map(|route| (Arc::new(route), ca))
+    });
+    (route, diags)
+}
+
+/// The checks that need every route, then the verdict.
+fn finish(
+    path: &Path,
+    mut global: Global,
+    mut routes: Vec<Arc<Route>>,
+    route_cas: &[Option<PathBuf>],
+    mut diags: Diagnostics,
+) -> Result<Model, Rejected> {
+    mtls::finish(&mut global, &mut routes, route_cas, &mut diags);
     check_unique_ids(&routes, &mut diags);
     if routes.is_empty() && !diags.has_errors() {
         diags.warning(
@@ -163,8 +187,8 @@ fn position(prefix: &[u8]) -> (usize, usize) {
     (line, col)
 }
 
-fn check_unique_ids(routes: &[super::model::Route], diags: &mut Diagnostics) {
-    let mut seen: HashMap<&str, &super::model::Route> = HashMap::new();
+fn check_unique_ids(routes: &[Arc<Route>], diags: &mut Diagnostics) {
+    let mut seen: HashMap<&str, &Route> = HashMap::new();
     for r in routes {
         if let Some(first) = seen.get(r.id.as_str()) {
             let path = KeyPath::root().key("routes").index(r.index);

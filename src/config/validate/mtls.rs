@@ -139,7 +139,7 @@ pub(super) fn route_client_ca(
 /// `route_cas[i]` is route i's own CA.
 pub(super) fn finish(
     global: &mut Global,
-    routes: &mut [Route],
+    routes: &mut [Arc<Route>],
     route_cas: &[Option<PathBuf>],
     diags: &mut Diagnostics,
 ) {
@@ -173,7 +173,9 @@ pub(super) fn finish(
         add_to_bundle(&mut bundle, ca);
     }
     for (route, ca) in routes.iter_mut().zip(route_cas) {
-        route.client_certificate = match ca {
+        // Copied only here, where client CAs apply: a route shared with the last reload's
+        // cache stays as validated.
+        Arc::make_mut(route).client_certificate = match ca {
             Some(ca) => {
                 add_to_bundle(&mut bundle, ca);
                 Some(Arc::new(check(ca)))
