@@ -192,10 +192,17 @@ impl Protocol for Stream {
         if first || subscription_changed {
             let snapshot = Arc::clone(&self.seen);
             let changes = self.types[ty.index()].changes(ty, &snapshot, true, true);
-            // The first wildcard request is always answered, even with nothing, so a fresh
-            // Envoy finishes initialising.
-            if !changes.is_empty() || (first && self.types[ty.index()].wildcard) {
+            // A fresh Envoy's first wildcard request is always answered, even with nothing,
+            // so it finishes initialising; one reconnecting with what it holds needs no
+            // answer when that is current (a restarted sluice sends nothing).
+            let fresh = first && req.initial_resource_versions.is_empty();
+            if !changes.is_empty() || (fresh && self.types[ty.index()].wildcard) {
                 self.send(ty, changes).await?;
+            } else if first && !req.initial_resource_versions.is_empty() {
+                let state = &self.types[ty.index()];
+                let version = content_hash(&state.known);
+                let held = state.known.len();
+                self.session.handle.holds(ty, &version, held);
             }
         }
         Ok(())

@@ -227,6 +227,16 @@ impl ConnectionHandle {
         });
     }
 
+    /// Records what a reconnecting client says it already holds, when that is current and so
+    /// nothing is sent: for status it has this version, sent and acknowledged before.
+    pub fn holds(&mut self, ty: ResourceType, version: &str, resources: usize) {
+        self.registry.update(self.id, ty, |t| {
+            t.sent_version = Some(version.to_string());
+            t.acked_version = Some(version.to_string());
+            t.resources = resources;
+        });
+    }
+
     /// Records an ACK or NACK of the response with this nonce. Returns what it was, or None
     /// when the nonce is unknown (too old, or from another stream).
     pub fn replied(

@@ -10,6 +10,7 @@ mod compose;
 mod determinism;
 mod diff;
 mod drain;
+mod faults;
 mod golden;
 mod incremental;
 mod logs;
