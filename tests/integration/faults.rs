@@ -1,8 +1,9 @@
 //! sluice under faults, through a real Envoy: killed with SIGKILL and restarted again and again
 //! under `wrk` load (public traffic never fails, protected routes fail closed while sluice is
-//! gone and recover when it returns, Envoy keeps its config and is sent nothing new), and a
-//! config file that becomes unreadable or a directory (the last good config keeps serving, the
-//! error is reported once).
+//! gone and recover when it returns, Envoy keeps its config and is sent nothing new); an Envoy
+//! killed and started again (it converges to the same versions; a managed Envoy that dies is
+//! reported and not restarted, see `managed`); and a config file that becomes unreadable or a
+//! directory (the last good config keeps serving, the error is reported once).
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -250,4 +251,51 @@ fn an_unreadable_config_or_a_directory_in_its_place_keeps_the_last_good_one() {
         200,
         "the last good config serves"
     );
+}
+
+#[test]
+fn an_envoy_killed_and_started_again_converges() {
+    let idp = Idp::start();
+    let upstream = Upstream::start("app");
+    let ports = Ports::new();
+    let sluice = Sluice::start(ports, &config(&ports, &idp, &upstream));
+    let bootstrap = sluice.bootstrap("edge-1", "delta", ports.admin);
+    let mut envoy = Envoy::start("envoy", &bootstrap, ports.admin);
+    poll(Duration::from_secs(10), || {
+        (status_of(&ports, "public.test", &[]) == 200).then_some(())
+    })
+    .expect("served");
+    let before = sluice.envoy_status("edge-1").expect("connected")["types"].clone();
+
+    envoy.guard.signal("KILL");
+    envoy.guard.stop();
+    // sluice notices the stream is gone and forgets the connection.
+    poll(Duration::from_secs(10), || {
+        sluice.envoy_status("edge-1").is_none().then_some(())
+    })
+    .unwrap_or_else(|| panic!("the dead Envoy is still listed: {}", sluice.status()));
+    assert_eq!(
+        status_of(&ports, "public.test", &[]),
+        0,
+        "nothing listens while Envoy is down"
+    );
+
+    let envoy = Envoy::start("envoy-again", &bootstrap, ports.admin);
+    poll(Duration::from_secs(10), || {
+        (status_of(&ports, "public.test", &[]) == 200).then_some(())
+    })
+    .expect("the new Envoy serves");
+    let after = poll(Duration::from_secs(10), || {
+        let types = sluice.envoy_status("edge-1")?["types"].clone();
+        let same = ["CDS", "LDS", "RDS", "SRDS"]
+            .iter()
+            .all(|t| types[t]["acked_version"] == before[t]["acked_version"]);
+        same.then_some(types)
+    });
+    assert!(
+        after.is_some(),
+        "the new Envoy did not converge to the same versions: before {before}, now {}",
+        sluice.status()
+    );
+    assert_eq!(envoy.stat("listener_manager.total_listeners_active"), 1);
 }
