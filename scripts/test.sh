@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of sluice on a fresh machine: installs what the tests need (Envoy 1.40, the
-# Prometheus tools, the OpenID provider and Chromium), then the whole cargo test suite (unit,
+# Prometheus tools, wrk, the OpenID provider and Chromium), then the whole cargo test suite (unit,
 # integration with real Envoy, Prometheus, the provider and Chromium, property tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +16,8 @@ if ! command -v docker-compose >/dev/null; then
     || { $SUDO apt-get update >/dev/null && $SUDO apt-get install -y --no-install-recommends docker-compose >/dev/null; }
 fi
 bash scripts/install-prometheus.sh
+# The fault tests and the soak load Envoy with wrk (Debian packages wrk, hey, nghttp2-client).
+bash scripts/install-bench-tools.sh
 # The sign-in tests: a real OpenID provider (npm oidc-provider) and headless Chromium.
 bash scripts/install-oidc-peers.sh
 # The stream tests time every event to 50 ms; on two cores they run on their own, after the
@@ -23,3 +25,6 @@ bash scripts/install-oidc-peers.sh
 stream_tests="streams::sse_"
 cargo test --locked -- --skip "$stream_tests"
 cargo test --locked --test integration "$stream_tests"
+# The soak (1,000 route edits with 61 streams open and wrk traffic; about half a minute here)
+# is ignored in the ordinary run and runs on its own, last.
+cargo test --locked --test integration soak -- --ignored --nocapture

@@ -23,6 +23,7 @@ mod probe;
 mod reload;
 mod sign_in_e2e;
 mod sign_in_oidc;
+mod soak;
 mod streams;
 mod tokens;
 mod validate_errors;
