@@ -378,7 +378,7 @@ fn decisions_assertions_and_failing_closed_through_envoy() {
     assert!(back.is_some(), "decisions resume when sluice is back");
 }
 
-fn check_client(
+pub(crate) fn check_client(
     ports: &Ports,
 ) -> (
     tokio::runtime::Runtime,
@@ -397,7 +397,11 @@ fn check_client(
     (runtime, client)
 }
 
-fn check_with(host: &str, context: &[(&str, &str)], headers: &[(&str, &str)]) -> CheckRequest {
+pub(crate) fn check_with(
+    host: &str,
+    context: &[(&str, &str)],
+    headers: &[(&str, &str)],
+) -> CheckRequest {
     use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, attribute_context};
     let http = attribute_context::HttpRequest {
         method: "GET".into(),
@@ -425,7 +429,7 @@ fn check_with(host: &str, context: &[(&str, &str)], headers: &[(&str, &str)]) ->
 }
 
 /// The HTTP status of a Check answer (200 for OK).
-fn status_of(response: &envoy_types::ext_authz::v3::pb::CheckResponse) -> i32 {
+pub(crate) fn status_of(response: &envoy_types::ext_authz::v3::pb::CheckResponse) -> i32 {
     use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
     match &response.http_response {
         Some(HttpResponse::OkResponse(_)) => 200,

@@ -27,4 +27,5 @@ mod soak;
 mod streams;
 mod tokens;
 mod validate_errors;
+mod wire_abuse;
 mod xds_e2e;
