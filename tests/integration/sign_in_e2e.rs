@@ -14,6 +14,7 @@ use sluice::config::secret::Secret;
 use crate::common::envoy::Envoy;
 use crate::common::http::{self, Reply};
 use crate::common::idp::Idp;
+use crate::common::oidc::signed_sign_out_link;
 use crate::common::process::poll;
 use crate::common::sluice::{Ports, Sluice};
 use crate::common::upstream::Upstream;
@@ -582,17 +583,8 @@ fn sign_out_clears_both_hosts_and_needs_a_signed_link() {
         "{}",
         reply.body
     );
-    let confirm = reply
-        .body
-        .split("href=\"")
-        .skip(1)
-        .find_map(|s| {
-            s.split('"')
-                .next()
-                .filter(|u| u.contains("pomerium_signature"))
-        })
-        .expect("the confirmation links a signed sign-out")
-        .replace("&amp;", "&");
+    let confirm =
+        signed_sign_out_link(&reply.body).expect("the confirmation links a signed sign-out");
     let confirm = url::Url::parse(&confirm).expect("absolute sign-out URL");
     assert_eq!(confirm.host_str(), Some("app.localhost"));
 

@@ -12,7 +12,7 @@ use sluice::authn::unix_now;
 
 use crate::authz_e2e::verify_assertion;
 use crate::common::envoy::Envoy;
-use crate::common::oidc::{Browserless, ClientSpec, Provider, browser_login};
+use crate::common::oidc::{Browserless, ClientSpec, Provider, browser_login, signed_sign_out_link};
 use crate::common::process::poll;
 use crate::common::sluice::{Ports, Sluice};
 use crate::common::upstream::Upstream;
@@ -297,17 +297,7 @@ fn sign_out_ends_the_session_here_there_and_at_the_provider() {
             .cookies_for(&f.url("app", "/"))
             .contains_key("_pomerium")
     );
-    let confirm = ask
-        .body
-        .split("href=\"")
-        .skip(1)
-        .find_map(|s| {
-            s.split('"')
-                .next()
-                .filter(|u| u.contains("pomerium_signature"))
-        })
-        .expect("a signed sign-out link")
-        .replace("&amp;", "&");
+    let confirm = signed_sign_out_link(&ask.body).expect("a signed sign-out link");
     let (page, hops) = browser.follow(&confirm);
     // The provider asks to confirm its own sign-out (RP-initiated logout); the user says yes.
     let action = page

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::common::envoy::Envoy;
 use crate::common::grpc::{self, GrpcLog};
 use crate::common::http;
-use crate::common::process::poll;
+use crate::common::process::{poll, rss_mib};
 use crate::common::sluice::{Ports, Sluice};
 use crate::common::streams::{SseWatch, WsWatch, consecutive};
 use crate::common::upstream::Upstream;
@@ -53,18 +53,6 @@ fn config(ports: &Ports, upstream: &Upstream, edit: usize) -> String {
         }
     }
     out
-}
-
-fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<f64>().ok())
-        })
-        .map(|kib| kib / 1024.0)
-        .unwrap_or(0.0)
 }
 
 fn mean(v: &[f64]) -> f64 {

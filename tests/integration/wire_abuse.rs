@@ -15,6 +15,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::authz_e2e::{check_client, check_with, status_of};
 use crate::common::grpc;
+use crate::common::process::rss_mib;
 use crate::common::sluice::{Ports, Sluice};
 
 const CDS: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
@@ -24,18 +25,6 @@ fn config(ports: &Ports) -> String {
         "{}routes:\n  - from: http://app.test\n    to: http://127.0.0.1:1\n    allowed_domains: [example.com]\n  - from: http://open.test\n    to: http://127.0.0.1:1\n    allow_public_unauthenticated_access: true\n",
         ports.globals()
     )
-}
-
-fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<f64>().ok())
-        })
-        .map(|kib| kib / 1024.0)
-        .unwrap_or(0.0)
 }
 
 fn request(type_url: &str, node_id: &str) -> DeltaDiscoveryRequest {

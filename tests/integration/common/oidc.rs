@@ -420,6 +420,18 @@ impl Browserless {
     }
 }
 
+/// The signed sign-out link on sluice's sign-out confirmation page.
+pub fn signed_sign_out_link(page: &str) -> Option<String> {
+    page.split("href=\"")
+        .skip(1)
+        .find_map(|s| {
+            s.split('"')
+                .next()
+                .filter(|u| u.contains("pomerium_signature"))
+        })
+        .map(|u| u.replace("&amp;", "&"))
+}
+
 /// What headless Chromium saw.
 #[derive(Debug)]
 pub struct BrowserResult {
