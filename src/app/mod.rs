@@ -9,6 +9,7 @@ mod probe;
 pub mod reload;
 mod serve;
 pub mod state;
+pub mod translate;
 mod watch;
 
 use std::path::PathBuf;
@@ -55,14 +56,19 @@ pub async fn serve(config: PathBuf, model: Model, mode: EnvoyMode) -> anyhow::Re
         generated,
         config.clone(),
     );
-    // The first reload reuses what this validation finds; done off the start-up path.
+    // The first reload reuses what this validation and translation find; done off the
+    // start-up path.
     {
         let state = Arc::clone(&state);
         let config = config.clone();
         tokio::task::spawn_blocking(move || {
             if let Ok(bytes) = std::fs::read(&config) {
                 let mut loader = state.loader.lock().unwrap_or_else(|p| p.into_inner());
-                let _ = loader.load(&config, &bytes);
+                if let (Ok(model), _) = loader.load(&config, &bytes) {
+                    let current = state.published();
+                    let mut translator = state.translator.lock().unwrap_or_else(|p| p.into_inner());
+                    translator.snapshot(&model, current.snapshot.generation, &current.snapshot);
+                }
             }
         });
     }

@@ -3,107 +3,29 @@
 //! every diagnostic, counted, and shown in status. Each stage's duration (read, validate,
 //! translate, publish) goes to the `sluice_config_reload_duration_seconds` histogram.
 
-use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use tracing::{error, info, warn};
 
 use super::state::{Published, State};
+use super::translate;
 use crate::config::{self, Model};
 use crate::document::Severity;
-use crate::envoy::{self, Earlier, EncodedResource, Kind};
-use crate::hashing::content_hash;
-use crate::ir::{self, Ir};
+use crate::ir;
 use crate::telemetry::metrics::metrics;
 use crate::xds::status::now_unix;
-use crate::xds::{Resource, ResourceType, Snapshot};
+use crate::xds::{ResourceType, Snapshot};
 
 /// Builds a snapshot for a validated model.
 pub fn snapshot_for(model: &Model, generation: u64) -> Snapshot {
     snapshot_reusing(model, generation, &Snapshot::default())
 }
 
-/// The resources of an earlier snapshot, for encoding only what changed.
-struct EarlierSnapshot<'a>(&'a Snapshot);
-
-impl Earlier for EarlierSnapshot<'_> {
-    fn bytes(&self, kind: Kind, name: &str, version: &str) -> Option<Bytes> {
-        let ty = match kind {
-            Kind::Listener => ResourceType::Listener,
-            Kind::RouteConfig => ResourceType::RouteConfiguration,
-            Kind::Scope => ResourceType::ScopedRoute,
-            Kind::Cluster => ResourceType::Cluster,
-            Kind::Secret => ResourceType::Secret,
-        };
-        self.0
-            .resources(ty)
-            .get(name)
-            .filter(|r| &*r.version == version)
-            .map(|r| r.bytes.clone())
-    }
-}
-
 /// As `snapshot_for`, taking unchanged resources' bytes from `previous` instead of encoding
 /// them again (the result is the same).
 pub fn snapshot_reusing(model: &Model, generation: u64, previous: &Snapshot) -> Snapshot {
-    let ir: Ir = ir::build(model);
-    // A certificate rotation changes the files, not the config: the secret's version follows
-    // the files' contents too, so a rotation is re-announced.
-    let secret_files: Vec<(String, String)> = ir
-        .secrets
-        .iter()
-        .map(|s| (s.name.clone(), files_hash(&[&s.files.cert, &s.files.key])))
-        .collect();
-    let encoded = envoy::encode_reusing(ir, &EarlierSnapshot(previous));
-    let to_resource = |e: EncodedResource| Resource {
-        name: e.name.into(),
-        version: e.version.into(),
-        bytes: e.bytes,
-    };
-    let mut resources: Vec<(ResourceType, Resource)> = Vec::new();
-    resources.extend(
-        encoded
-            .listeners
-            .into_iter()
-            .map(|e| (ResourceType::Listener, to_resource(e))),
-    );
-    resources.extend(
-        encoded
-            .route_configs
-            .into_iter()
-            .map(|e| (ResourceType::RouteConfiguration, to_resource(e))),
-    );
-    resources.extend(
-        encoded
-            .scopes
-            .into_iter()
-            .map(|e| (ResourceType::ScopedRoute, to_resource(e))),
-    );
-    resources.extend(
-        encoded
-            .clusters
-            .into_iter()
-            .map(|e| (ResourceType::Cluster, to_resource(e))),
-    );
-    resources.extend(encoded.secrets.into_iter().map(|e| {
-        let mut r = to_resource(e);
-        if let Some((_, files)) = secret_files.iter().find(|(name, _)| **name == *r.name) {
-            r.version = content_hash(&(&*r.version, files)).into();
-        }
-        (ResourceType::Secret, r)
-    }));
-    Snapshot::new(generation, resources)
-}
-
-fn files_hash(paths: &[&PathBuf]) -> String {
-    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-    for p in paths {
-        // An unreadable file hashes as empty; Envoy reports the real problem when it loads it.
-        std::fs::read(p).unwrap_or_default().hash(&mut hasher);
-    }
-    format!("{:016x}", hasher.finish())
+    translate::snapshot_of(ir::build(model), generation, previous)
 }
 
 pub enum Outcome {
@@ -170,7 +92,18 @@ pub fn reload(state: &Arc<State>, path: &Path) -> Outcome {
     let translating = std::time::Instant::now();
     let current = state.published();
     let generation = current.snapshot.generation + 1;
-    let snapshot = snapshot_reusing(&model, generation, &current.snapshot);
+    // Hosts whose routes did not change keep what the last reload built for them.
+    let (snapshot, reuse) = state
+        .translator
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .snapshot_and_reuse(&model, generation, &current.snapshot);
+    tracing::debug!(
+        hosts_reused = reuse.hosts_reused,
+        hosts_built = reuse.hosts_built,
+        whole = reuse.whole,
+        "config translated"
+    );
     // Settings only sluice reads (none of Envoy's resources show them) must still take effect.
     let same = snapshot.same_content(&current.snapshot)
         && model.global.authorize_log_fields == current.model.global.authorize_log_fields;
@@ -199,7 +132,7 @@ pub fn reload(state: &Arc<State>, path: &Path) -> Outcome {
         );
     }
     let routes = model.routes.len();
-    let published = Published::new(snapshot, model, &state.generated_signer);
+    let published = Published::after(snapshot, model, &state.generated_signer, Some(&current));
     metrics().mark_publish(generation);
     state.publish(published);
     stage("publish", publishing);

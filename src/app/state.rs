@@ -9,6 +9,7 @@ use arc_swap::ArcSwap;
 use serde::Serialize;
 use tokio::sync::watch;
 
+use super::translate::Translator;
 use crate::authz::signer::Signer;
 use crate::authz::{Index, IndexSource};
 use crate::config::Model;
@@ -24,6 +25,16 @@ pub struct Published {
 impl Published {
     /// `generated` signs assertions when the config names no `signing_key`.
     pub fn new(snapshot: Snapshot, model: Model, generated: &Arc<Signer>) -> Self {
+        Self::after(snapshot, model, generated, None)
+    }
+
+    /// The generation after `previous`, reusing what of its index still holds.
+    pub fn after(
+        snapshot: Snapshot,
+        model: Model,
+        generated: &Arc<Signer>,
+        previous: Option<&Published>,
+    ) -> Self {
         let signer = match &model.global.signing_key {
             // Validation checked that the key parses; fall back rather than stop serving.
             Some(pem) => Signer::from_pem(pem.expose())
@@ -32,7 +43,11 @@ impl Published {
             None => Arc::clone(generated),
         };
         let model = Arc::new(model);
-        let authz = Arc::new(Index::new(Arc::clone(&model), signer));
+        let authz = Arc::new(Index::reusing(
+            Arc::clone(&model),
+            signer,
+            previous.map(|p| &*p.authz),
+        ));
         Published {
             snapshot: Arc::new(snapshot),
             model,
@@ -64,6 +79,8 @@ pub struct State {
     pub reloads: Mutex<ReloadStatus>,
     /// The config loader, which keeps what it validated for the next reload to reuse.
     pub loader: Mutex<Incremental>,
+    /// The translator, which keeps what it built per host for the next reload to reuse.
+    pub translator: Mutex<Translator>,
 }
 
 impl State {
@@ -83,6 +100,7 @@ impl State {
                 ..Default::default()
             }),
             loader: Mutex::new(Incremental::new()),
+            translator: Mutex::new(Translator::new()),
         })
     }
 

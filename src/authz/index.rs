@@ -23,12 +23,26 @@ pub struct Index {
 
 impl Index {
     pub fn new(model: Arc<Model>, signer: Arc<Signer>) -> Self {
+        Self::reusing(model, signer, None)
+    }
+
+    /// As `new`, taking the checksum of every route that is the very one `previous` indexed
+    /// (a checksum hashes the whole route, and an edit leaves most routes as they were).
+    pub fn reusing(model: Arc<Model>, signer: Arc<Signer>, previous: Option<&Index>) -> Self {
         let config_dir = model.config_dir();
+        let previous = previous.filter(|p| p.model.file == model.file);
         let routes = model
             .routes
             .iter()
             .enumerate()
-            .map(|(i, r)| (r.id.clone(), (i, r.checksum(config_dir))))
+            .map(|(i, r)| {
+                let kept = previous.and_then(|p| {
+                    let (at, checksum) = p.routes.get(&r.id)?;
+                    Arc::ptr_eq(&p.model.routes[*at], r).then(|| checksum.clone())
+                });
+                let checksum = kept.unwrap_or_else(|| r.checksum(config_dir));
+                (r.id.clone(), (i, checksum))
+            })
             .collect();
         Index {
             sign_in: Arc::new(SignIn::new(&model)),

@@ -125,7 +125,7 @@ pub struct ServiceAddress {
     pub tls: bool,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct IdentityProvider {
     pub provider: String,
     pub url: String,
@@ -135,7 +135,8 @@ pub struct IdentityProvider {
 }
 
 /// Global settings.
-#[derive(Clone, Debug, Serialize)]
+/// Compared whole across reloads: an unchanged global lets a reload reuse per-host work.
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Global {
     pub address: SocketAddr,
     pub insecure_server: bool,

@@ -6,6 +6,7 @@
 use bytes::Bytes;
 use prost::Message;
 
+use super::scope::HostTable;
 use super::{Delivery, cluster, listener, per_host_tables, route, scope, secret};
 use crate::hashing::{content_hash, content_hash_u64};
 use crate::ir;
@@ -78,19 +79,7 @@ pub fn encode_reusing(ir: ir::Ir, earlier: &dyn Earlier) -> EncodedResources {
             route_configs.push(encode_route_config(rc, earlier));
             continue;
         }
-        let encoded = crate::parallel::map(scope::split(rc), |t| {
-            let scope_resource = resource(
-                Kind::Scope,
-                &t.scope,
-                &(&t.host, &t.table.name),
-                earlier,
-                || scope::scope(&t, None).encode_to_vec(),
-            );
-            let table = resource(Kind::RouteConfig, &t.table.name, &t.table, earlier, || {
-                route::route_configuration(&t.table).encode_to_vec()
-            });
-            (scope_resource, table)
-        });
+        let encoded = crate::parallel::map(scope::split(rc), |t| encode_host_table(&t, earlier));
         for (scope_resource, table) in encoded {
             scopes.push(scope_resource);
             route_configs.push(table);
@@ -109,20 +98,39 @@ pub fn encode_reusing(ir: ir::Ir, earlier: &dyn Earlier) -> EncodedResources {
             .collect(),
         route_configs,
         scopes,
-        clusters: crate::parallel::map(clusters, |c| {
-            resource(Kind::Cluster, &c.name, &c, earlier, || {
-                cluster::cluster(&c).encode_to_vec()
-            })
-        }),
-        secrets: secrets
-            .into_iter()
-            .map(|s| {
-                resource(Kind::Secret, &s.name, &s, earlier, || {
-                    secret::secret(&s).encode_to_vec()
-                })
-            })
-            .collect(),
+        clusters: crate::parallel::map(clusters, |c| encode_cluster(&c, earlier)),
+        secrets: secrets.iter().map(|s| encode_secret(s, earlier)).collect(),
     }
+}
+
+/// One host's share of a per-host table: its scope and its table.
+pub fn encode_host_table(
+    t: &HostTable,
+    earlier: &dyn Earlier,
+) -> (EncodedResource, EncodedResource) {
+    let scope_resource = resource(
+        Kind::Scope,
+        &t.scope,
+        &(&t.host, &t.table.name),
+        earlier,
+        || scope::scope(t, None).encode_to_vec(),
+    );
+    let table = resource(Kind::RouteConfig, &t.table.name, &t.table, earlier, || {
+        route::route_configuration(&t.table).encode_to_vec()
+    });
+    (scope_resource, table)
+}
+
+pub fn encode_cluster(c: &ir::Cluster, earlier: &dyn Earlier) -> EncodedResource {
+    resource(Kind::Cluster, &c.name, c, earlier, || {
+        cluster::cluster(c).encode_to_vec()
+    })
+}
+
+pub fn encode_secret(s: &ir::Secret, earlier: &dyn Earlier) -> EncodedResource {
+    resource(Kind::Secret, &s.name, s, earlier, || {
+        secret::secret(s).encode_to_vec()
+    })
 }
 
 /// The resource named `name`: versioned by its IR's hash, encoded by `encode` unless an

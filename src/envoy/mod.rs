@@ -21,7 +21,11 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret;
 
 use crate::ir::{Ir, RouteTable};
 
-pub use encode::{Earlier, EncodedResource, EncodedResources, Kind, encode, encode_reusing};
+pub use encode::{
+    Earlier, EncodedResource, EncodedResources, Kind, encode, encode_cluster, encode_host_table,
+    encode_reusing, encode_secret,
+};
+pub use scope::{HostTable, host_table};
 
 /// How the resources reach Envoy. Only two things differ: a static bootstrap cannot use RDS,
 /// so the route table sits inside the connection manager, and its secrets are found by name

@@ -40,16 +40,28 @@ pub fn split(rc: ir::RouteConfig) -> Vec<HostTable> {
     }
     by_host
         .into_iter()
-        .map(|(host, virtual_hosts)| HostTable {
-            scope: names::host_scope(&name, &host),
-            table: ir::RouteConfig {
-                name: names::host_routes(&name, &host),
-                virtual_hosts,
-                response_headers: response_headers.clone(),
-            },
-            host,
+        .map(|(host, virtual_hosts)| {
+            host_table(&name, host, virtual_hosts, response_headers.clone())
         })
         .collect()
+}
+
+/// `host`'s share of the per-host table `table`.
+pub fn host_table(
+    table: &str,
+    host: String,
+    virtual_hosts: Vec<ir::VirtualHost>,
+    response_headers: BTreeMap<String, String>,
+) -> HostTable {
+    HostTable {
+        scope: names::host_scope(table, &host),
+        table: ir::RouteConfig {
+            name: names::host_routes(table, &host),
+            virtual_hosts,
+            response_headers,
+        },
+        host,
+    }
 }
 
 /// The scope for one host. Over ADS it names the host's table, which Envoy then fetches over

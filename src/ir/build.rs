@@ -21,87 +21,69 @@ const IDENTITY_HEADERS: &[&str] = &["x-pomerium-jwt-assertion", "x-pomerium-jwt-
 pub fn build(model: &Model) -> Ir {
     let g = &model.global;
     let config_dir = model.config_dir();
+    // Per-route work is independent (and parallel for large configs); grouping into virtual
+    // hosts and sharing clusters happens afterwards, in file order.
+    let parts = crate::parallel::map(model.routes.iter().collect(), |route| {
+        route_parts(route, g, config_dir)
+    });
+    assemble(g, parts)
+}
+
+/// One config route's share of the IR.
+pub struct RouteParts {
+    /// The virtual host it joins: its host, or `*` for every wildcard host.
+    pub host: String,
+    pub routes: Vec<Route>,
+    /// The cluster its routes send to, if any.
+    pub cluster: Option<Cluster>,
+}
+
+pub fn route_parts(route: &model::Route, g: &Global, config_dir: &Path) -> RouteParts {
+    let (host, authority) = match route.from.host.as_str() {
+        "*" => ("*".to_string(), None),
+        h if h.starts_with("*.") => ("*".to_string(), Some(wildcard_authority(h))),
+        h => (h.to_string(), None),
+    };
+    let (routes, cluster) = build_routes(route, g, authority, config_dir);
+    RouteParts {
+        host,
+        routes,
+        cluster,
+    }
+}
+
+/// The IR of a whole config from its routes' parts, in file order.
+pub fn assemble(g: &Global, parts: Vec<RouteParts>) -> Ir {
     let mut clusters: BTreeMap<String, Cluster> = BTreeMap::new();
     let sluice = build_service_cluster(
         &g.authorize_service,
         g.certificate_authority_file.as_deref(),
     );
     clusters.insert(sluice.name.clone(), sluice);
-
-    // Per-route work is independent (and parallel for large configs); grouping into virtual
-    // hosts and sharing clusters happens afterwards, in file order.
-    let built = crate::parallel::map(model.routes.iter().collect(), |route| {
-        let (vhost_host, authority) = match route.from.host.as_str() {
-            "*" => ("*".to_string(), None),
-            h if h.starts_with("*.") => ("*".to_string(), Some(wildcard_authority(h))),
-            h => (h.to_string(), None),
-        };
-        let (routes, cluster) = build_routes(route, g, authority, config_dir);
-        (vhost_host, routes, cluster)
-    });
-    let mut vhosts: BTreeMap<String, VirtualHost> = BTreeMap::new();
-    let internal = internal_routes(g);
-    for (vhost_host, routes, cluster) in built {
-        if let Some(cluster) = cluster {
+    let mut by_host: BTreeMap<String, Vec<Route>> = BTreeMap::new();
+    for part in parts {
+        if let Some(cluster) = part.cluster {
             clusters.entry(cluster.name.clone()).or_insert(cluster);
         }
-        vhosts
-            .entry(vhost_host)
-            .or_insert_with_key(|host| VirtualHost {
-                name: names::virtual_host(host),
-                domains: if host == "*" {
-                    vec!["*".into()]
-                } else {
-                    // Any port: Pomerium matches a route's host whatever port the client used.
-                    vec![host.clone(), format!("{host}:*")]
-                },
-                routes: internal.clone(),
-            })
-            .routes
-            .extend(routes);
-    }
-
-    for vhost in vhosts.values_mut() {
-        super::probe::add(vhost, g.stream_probe, internal.len());
+        by_host.entry(part.host).or_default().extend(part.routes);
     }
     if let Some(host) = sign_in::authenticate_host(g) {
-        match vhosts.get_mut(&host) {
-            Some(vhost) => {
-                let at = internal.len();
-                vhost
-                    .routes
-                    .splice(at..at, sign_in::authenticate_routes_on_route_host(g));
-            }
-            None => {
-                let vhost = sign_in::authenticate_virtual_host(g, &host, internal.clone());
-                vhosts.insert(host, vhost);
-            }
-        }
+        by_host.entry(host).or_default();
     }
-
-    let secrets: Vec<Secret> = g
-        .certificates
-        .iter()
-        .enumerate()
-        .map(|(i, c)| Secret {
-            name: names::certificate(i),
-            files: CertificateFiles {
-                cert: c.cert.clone(),
-                key: c.key.clone(),
-            },
+    let internal = internal_routes(g);
+    let vhosts: BTreeMap<String, VirtualHost> = by_host
+        .into_iter()
+        .map(|(host, routes)| {
+            let vhost = host_virtual_host(g, &host, routes, &internal);
+            (host, vhost)
         })
         .collect();
 
-    let mut response_headers = BTreeMap::new();
-    if g.codec_type == CodecType::Http3 {
-        // Browsers learn that HTTP/3 is on offer from this header.
-        response_headers.insert(
-            "alt-svc".to_string(),
-            format!("h3=\":{}\"; ma=86400", g.address.port()),
-        );
-    }
+    let secrets = secrets(g);
+
+    let response_headers = main_response_headers(g);
     // With no routes at all there is no scope to list, and Envoy refuses an empty scope list.
-    let main_routes = if !vhosts.is_empty() && vhosts.keys().all(|host| scopable_host(host)) {
+    let main_routes = if !vhosts.is_empty() && vhosts.keys().all(|host| per_host_scopable(host)) {
         RouteTable::PerHost(names::MAIN_ROUTES.into())
     } else {
         RouteTable::Single(names::MAIN_ROUTES.into())
@@ -142,6 +124,70 @@ pub fn build(model: &Model) -> Ir {
     }
 }
 
+/// The virtual host of `host`: sluice's own routes, the stream probe, the sign-in endpoints
+/// when this is the authenticate host, then `routes` (its config routes' Envoy routes, in
+/// file order). The authenticate host with no config routes gets sluice's page for every path.
+pub fn host_virtual_host(
+    g: &Global,
+    host: &str,
+    routes: Vec<Route>,
+    internal: &[Route],
+) -> VirtualHost {
+    let authenticate = sign_in::authenticate_host(g).is_some_and(|a| a == host);
+    if routes.is_empty() && authenticate {
+        return sign_in::authenticate_virtual_host(g, host, internal.to_vec());
+    }
+    let mut vhost = VirtualHost {
+        name: names::virtual_host(host),
+        domains: if host == "*" {
+            vec!["*".into()]
+        } else {
+            // Any port: Pomerium matches a route's host whatever port the client used.
+            vec![host.to_string(), format!("{host}:*")]
+        },
+        // Room for the probe and sign-in routes added below, so they never double the vector.
+        routes: Vec::with_capacity(internal.len() + routes.len() + 4),
+    };
+    vhost.routes.extend_from_slice(internal);
+    vhost.routes.extend(routes);
+    super::probe::add(&mut vhost, g.stream_probe, internal.len());
+    if authenticate {
+        let at = internal.len();
+        vhost
+            .routes
+            .splice(at..at, sign_in::authenticate_routes_on_route_host(g));
+    }
+    vhost
+}
+
+/// The listener certificates, from the global settings.
+pub fn secrets(g: &Global) -> Vec<Secret> {
+    g.certificates
+        .iter()
+        .enumerate()
+        .map(|(i, c)| Secret {
+            name: names::certificate(i),
+            files: CertificateFiles {
+                cert: c.cert.clone(),
+                key: c.key.clone(),
+            },
+        })
+        .collect()
+}
+
+/// The response headers the main route table adds to every response.
+pub fn main_response_headers(g: &Global) -> BTreeMap<String, String> {
+    let mut response_headers = BTreeMap::new();
+    if g.codec_type == CodecType::Http3 {
+        // Browsers learn that HTTP/3 is on offer from this header.
+        response_headers.insert(
+            "alt-svc".to_string(),
+            format!("h3=\":{}\"; ma=86400", g.address.port()),
+        );
+    }
+    response_headers
+}
+
 /// Paths sluice itself answers on every route host, ahead of the config's routes: the keys
 /// that verify identity assertions, and Pomerium's well-known document (then the sign-in
 /// endpoints, `sign_in::route_host_routes`).
@@ -150,7 +196,7 @@ const INTERNAL_PATHS: [(&str, &str); 2] = [
     ("route/sluice/well-known", "/.well-known/pomerium"),
 ];
 
-fn internal_routes(g: &Global) -> Vec<Route> {
+pub fn internal_routes(g: &Global) -> Vec<Route> {
     let mut routes: Vec<Route> = INTERNAL_PATHS
         .iter()
         .map(|(name, path)| Route {
@@ -173,7 +219,7 @@ fn internal_routes(g: &Global) -> Vec<Route> {
 /// Whether requests for `host` can find their table by an exact match on the `:authority`
 /// up to its port, as per-host scopes do. A wildcard cannot, nor an IPv6 literal, whose
 /// colons would be taken for the port's.
-fn scopable_host(host: &str) -> bool {
+pub fn per_host_scopable(host: &str) -> bool {
     !host.contains('*') && !host.contains(':')
 }
 

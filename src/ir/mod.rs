@@ -17,7 +17,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use build::{build, build_service_cluster};
+pub use build::{
+    RouteParts, assemble, build, build_service_cluster, host_virtual_host, internal_routes,
+    main_response_headers, per_host_scopable, route_parts, secrets,
+};
 
 /// Envoy's soft per-connection buffer limit on every listener and cluster (Envoy's default
 /// is 1 MiB; 32 KiB is the edge-proxy guidance, and flow control keeps streams moving).

@@ -36,9 +36,21 @@ impl Snapshot {
         generation: u64,
         resources: impl IntoIterator<Item = (ResourceType, Resource)>,
     ) -> Self {
+        Self::from_shared(
+            generation,
+            resources.into_iter().map(|(ty, r)| (ty, Arc::new(r))),
+        )
+    }
+
+    /// As `new`, with resources shared with other snapshots (an unchanged resource is kept
+    /// from one generation to the next, not copied).
+    pub fn from_shared(
+        generation: u64,
+        resources: impl IntoIterator<Item = (ResourceType, Arc<Resource>)>,
+    ) -> Self {
         let mut by_type: [Resources; ResourceType::COUNT] = Default::default();
         for (ty, r) in resources {
-            by_type[ty.index()].insert(Arc::clone(&r.name), Arc::new(r));
+            by_type[ty.index()].insert(Arc::clone(&r.name), r);
         }
         Snapshot {
             generation,
