@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
@@ -84,30 +84,49 @@ pub fn write_private(label: &str, bytes: &[u8]) -> Result<PathBuf, GeneratedErro
 }
 
 /// Through a temporary file and a rename, so a reader (Envoy, another sluice) never sees half.
+/// On failure (a full disk) the temporary file is removed: nothing half-written stays behind.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), GeneratedError> {
-    let failed = |e: std::io::Error| GeneratedError::Write {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    };
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(failed)?;
-    f.write_all(bytes).map_err(failed)?;
-    f.sync_all().map_err(failed)?;
-    std::fs::rename(&tmp, path).map_err(failed)
+    let written = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    written.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        GeneratedError::Write {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        }
+    })
 }
 
 /// The self-signed certificate served when the config has none. Generated once per process
-/// and then reused, so a reload never changes the certificate (nor the listener's secret).
+/// and then reused, so a reload never changes the certificate (nor the listener's secret). A
+/// failure (no room for the files) is not kept: the next reload tries again.
 pub fn self_signed() -> Result<CertificatePair, String> {
-    static PAIR: OnceLock<Result<CertificatePair, String>> = OnceLock::new();
-    PAIR.get_or_init(|| generate().map_err(|e| e.to_string()))
-        .clone()
+    static PAIR: Mutex<Option<CertificatePair>> = Mutex::new(None);
+    once_made(&PAIR, || generate().map_err(|e| e.to_string()))
+}
+
+/// What `slot` holds, else what `make` makes, kept in `slot` if it succeeded.
+fn once_made<T: Clone, E>(
+    slot: &Mutex<Option<T>>,
+    make: impl FnOnce() -> Result<T, E>,
+) -> Result<T, E> {
+    let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(made) = slot.as_ref() {
+        return Ok(made.clone());
+    }
+    let made = make()?;
+    *slot = Some(made.clone());
+    Ok(made)
 }
 
 fn generate() -> Result<CertificatePair, GeneratedError> {
@@ -146,6 +165,38 @@ mod tests {
         assert!(cert.contains("BEGIN CERTIFICATE"));
         let mode = std::fs::metadata(&a.key).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "the key file is private");
+    }
+
+    #[test]
+    fn a_failure_to_make_the_self_signed_pair_is_not_kept() {
+        let slot = Mutex::new(None);
+        let failed: Result<u32, &str> = once_made(&slot, || Err("no space left on device"));
+        assert!(failed.is_err());
+        assert_eq!(once_made(&slot, || Ok::<_, &str>(1)), Ok(1), "tried again");
+        assert_eq!(once_made(&slot, || Ok::<_, &str>(2)), Ok(1), "then kept");
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // A folder where the file should go: the rename fails after the bytes were written.
+        let path = dir.path().join("label-0123.pem");
+        std::fs::create_dir(&path).unwrap();
+        std::fs::write(path.join("inside"), b"x").unwrap();
+        let err = write_atomically(&path, b"-----BEGIN CERTIFICATE-----").unwrap_err();
+        assert!(
+            matches!(&err, GeneratedError::Write { path: p, .. } if *p == path),
+            "{err}"
+        );
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            names,
+            [path.file_name().unwrap()],
+            "only what was there before"
+        );
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! Reloads that re-validate only what changed. The entries of `routes` are cut from the file
 //! by indentation (`document::split`), each is hashed, and a route whose text, line and place
 //! in the list are as at the last load, under unchanged global settings, is taken from the last
-//! load as it was validated then, with its warnings. Everything else is parsed and checked
-//! anew; the checks that need every route run on the whole list every time. The result is the
-//! one `load_bytes` gives for the same bytes (a property test holds it to that); files this
-//! cannot split are loaded whole.
+//! load as it was validated then, with its warnings; a route that had errors is checked anew,
+//! since what failed may have been outside the text (a missing file, a full disk). Everything
+//! else is parsed and checked anew; the checks that need every route run on the whole list
+//! every time. The result is the one `load_bytes` gives for the same bytes (a property test
+//! holds it to that); files this cannot split are loaded whole.
 
 use std::path::{Path, PathBuf};
 
@@ -117,7 +118,11 @@ impl Incremental {
                 previous
                     .get_mut(i)
                     .and_then(Option::take)
-                    .filter(|e| e.hash == hashes[i] && e.line == split.lines[i])
+                    // A route that failed is checked again: what failed may lie outside the
+                    // text (a file it names, a full disk where its inline PEM goes).
+                    .filter(|e| {
+                        e.hash == hashes[i] && e.line == split.lines[i] && !e.checked.1.has_errors()
+                    })
             })
             .collect();
         drop(previous);
@@ -177,5 +182,35 @@ impl Incremental {
             whole: false,
         };
         Some((finish(path, global, routes, &route_cas, diags), reuse))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_route_that_failed_is_checked_again_not_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        let ca = dir.path().join("ca.pem");
+        let text = format!(
+            "insecure_server: true\naddress: 127.0.0.1:8080\nroutes:\n  - from: http://a.example.com\n    to: http://10.0.0.1:80\n    allow_public_unauthenticated_access: true\n  - from: http://b.example.com\n    to: https://10.0.0.2:443\n    tls_custom_ca_file: {}\n    allow_public_unauthenticated_access: true\n",
+            ca.display()
+        );
+        let mut loader = Incremental::new();
+        let (first, _) = loader.load(&path, text.as_bytes());
+        assert!(first.is_err(), "the CA file is missing");
+        // The file appears; the same text is saved again.
+        let test_ca = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testdata/certs/ca.pem");
+        std::fs::copy(test_ca, &ca).unwrap();
+        let (second, reuse) = loader.load(&path, text.as_bytes());
+        let model = second.unwrap_or_else(|r| panic!("{:?}", r.diagnostics));
+        assert_eq!(model.routes.len(), 2);
+        assert_eq!(
+            (reuse.reused, reuse.validated),
+            (1, 1),
+            "only the good route is reused"
+        );
     }
 }

@@ -148,7 +148,63 @@ fn decode(
         );
         return None;
     }
+    // A value cut short (a config file truncated by a full disk) can still be base64 and
+    // hold the BEGIN line: every block must be whole, and one of the kind wanted.
+    let wanted = |label: &str| match content {
+        Content::Pem(PemKind::Certificate) => label == "CERTIFICATE",
+        Content::Pem(PemKind::PrivateKey) => label.ends_with("PRIVATE KEY"),
+        Content::Crl => label == "X509 CRL",
+    };
+    let whole = pem_labels(&bytes).is_some_and(|labels| labels.iter().any(|l| wanted(l)));
+    if !whole {
+        diags.error(
+            i.span,
+            path.key(i.key),
+            format!(
+                "`{}` decodes to {what}, but cut short or broken (a block without its -----END line, or bad base64 inside it): is the whole value there?",
+                i.key
+            ),
+        );
+        return None;
+    }
     Some(bytes)
+}
+
+/// The labels of the PEM blocks in `bytes`; `None` when a block is cut short or broken: no
+/// `-----END <label>-----` line of its own (Envoy's PEM reader wants the whole line), or a
+/// body that is not base64. RFC 1421 header lines (`Proc-Type: ...`) are let through.
+fn pem_labels(bytes: &[u8]) -> Option<Vec<String>> {
+    let text = String::from_utf8_lossy(bytes);
+    let mut lines = text.lines().map(str::trim);
+    let mut labels = Vec::new();
+    while let Some(line) = lines.next() {
+        let Some(label) = line
+            .strip_prefix("-----BEGIN ")
+            .and_then(|l| l.strip_suffix("-----"))
+        else {
+            continue;
+        };
+        let end = format!("-----END {label}-----");
+        let mut body = String::new();
+        loop {
+            let line = lines.next()?;
+            if line == end {
+                break;
+            }
+            if line.starts_with("-----") {
+                return None;
+            }
+            if !line.contains(':') {
+                body.push_str(line);
+            }
+        }
+        base64::engine::general_purpose::STANDARD
+            .decode(body.as_bytes())
+            .ok()
+            .filter(|der| !der.is_empty())?;
+        labels.push(label.to_string());
+    }
+    Some(labels)
 }
 
 fn check_crl(path: &Path) -> Result<(), String> {
@@ -174,4 +230,80 @@ pub(super) fn der_blocks(path: &Path, label: &str) -> Vec<Vec<u8>> {
         .filter(|p| p.label == label)
         .map(|p| p.contents)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn test_pem(name: &str) -> String {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/testdata/certs")
+            .join(name);
+        std::fs::read_to_string(path).unwrap()
+    }
+
+    fn encode(text: &str) -> String {
+        base64::engine::general_purpose::STANDARD.encode(text)
+    }
+
+    /// What `decode` says of `value` given for `key`: the bytes, or the messages.
+    fn decoded(key: &'static str, value: &str, content: Content) -> Result<Vec<u8>, String> {
+        let value = Spanned::new(value.to_string(), Span::new(3, 5));
+        let inline = Inline::of(key, Some(&value)).unwrap();
+        let mut diags = Diagnostics::new(Path::new("config.yaml"));
+        let bytes = decode(&inline, content, &KeyPath::root().key("routes"), &mut diags);
+        let messages: Vec<String> = diags
+            .into_sorted()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        bytes.ok_or_else(|| messages.join("\n"))
+    }
+
+    const CERT: Content = Content::Pem(PemKind::Certificate);
+    const KEY: Content = Content::Pem(PemKind::PrivateKey);
+
+    #[test]
+    fn whole_pems_and_bundles_decode() {
+        let ca = test_pem("ca.pem");
+        assert_eq!(
+            decoded("tls_custom_ca", &encode(&ca), CERT).unwrap(),
+            ca.as_bytes()
+        );
+        let bundle = format!("{ca}{}", test_pem("server.pem"));
+        assert!(decoded("tls_custom_ca", &encode(&bundle), CERT).is_ok());
+        let key = test_pem("client-key.pem");
+        assert!(decoded("tls_client_key", &encode(&key), KEY).is_ok());
+    }
+
+    #[test]
+    fn a_value_cut_short_is_refused_without_showing_it() {
+        let ca = encode(&test_pem("ca.pem"));
+        // Cut after a whole base64 quantum: it still decodes, to a BEGIN line and half a body.
+        let cut = &ca[..400];
+        let message = decoded("tls_custom_ca", cut, CERT).unwrap_err();
+        assert!(message.contains("cut short"), "{message}");
+        assert!(message.contains("routes.tls_custom_ca"), "{message}");
+        // A bundle whose second certificate lost its end.
+        let bundle = encode(&format!("{}{}", test_pem("ca.pem"), test_pem("server.pem")));
+        let cut = &bundle[..bundle.len() - 200];
+        let message = decoded("tls_custom_ca", cut, CERT).unwrap_err();
+        assert!(message.contains("cut short"), "{message}");
+        // Cut inside the END line: the body is whole, but the block has no end.
+        let ca = test_pem("ca.pem");
+        let cut = encode(&ca[..ca.len() - 10]);
+        let message = decoded("tls_custom_ca", &cut, CERT).unwrap_err();
+        assert!(message.contains("cut short"), "{message}");
+        // A key cut short: refused, and none of it in the message.
+        let key = encode(&test_pem("client-key.pem"));
+        let cut = &key[..(key.len() / 2) & !3];
+        let message = decoded("tls_client_key", cut, KEY).unwrap_err();
+        assert!(message.contains("cut short"), "{message}");
+        assert!(!message.contains(&cut[40..]), "{message}");
+        let body = test_pem("client-key.pem");
+        for line in body.lines().filter(|l| !l.starts_with("-----")) {
+            assert!(!message.contains(line), "{message}");
+        }
+    }
 }
