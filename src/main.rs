@@ -25,5 +25,8 @@ fn main() -> std::process::ExitCode {
         unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) },
         0
     );
-    sluice::cli::main()
+    let code = sluice::cli::main();
+    // Log lines still queued for the log thread.
+    sluice::telemetry::batched::flush_stderr();
+    code
 }

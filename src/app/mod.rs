@@ -23,6 +23,7 @@ use tracing::{info, warn};
 
 use self::envoy::{EnvoyMode, Managed};
 use self::state::{Published, State};
+use self::translate::Translator;
 use crate::authn;
 use crate::authn::identity::{CookieSessions, Credentials};
 use crate::authn::oidc::OidcClient;
@@ -30,20 +31,29 @@ use crate::authz::signer::Signer;
 use crate::authz::tokens::IdpTokens;
 use crate::authz::{AuthzCounters, AuthzService, IndexSource};
 use crate::config::Model;
+use crate::config::validate::Incremental;
+use crate::xds::Snapshot;
 use crate::xds::{AdsServer, Registry, SnapshotSource};
 use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 
 /// How long open streams get to finish after a stop signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
-pub async fn serve(config: PathBuf, model: Model, mode: EnvoyMode) -> anyhow::Result<ExitCode> {
+pub async fn serve(
+    config: PathBuf,
+    model: Model,
+    loader: Incremental,
+    mode: EnvoyMode,
+) -> anyhow::Result<ExitCode> {
     // Installed first, so a stop signal during start-up is handled rather than fatal.
     let mut signals = Signals::install()?;
     let binary = envoy_binary(&model, mode)?;
     let grpc_address = model.global.grpc_address;
     let metrics_address = model.global.metrics_address;
     let envoy_admin = model.global.envoy_admin_address;
-    let snapshot = reload::snapshot_for(&model, 1);
+    // Translated by the translator reloads use, so the first reload reuses this work.
+    let mut translator = Translator::new();
+    let snapshot = translator.snapshot(&model, 1, &Snapshot::default());
     info!(
         routes = model.routes.len(),
         bytes = snapshot.total_bytes(),
@@ -55,23 +65,8 @@ pub async fn serve(config: PathBuf, model: Model, mode: EnvoyMode) -> anyhow::Re
         Published::new(snapshot, model, &generated),
         generated,
         config.clone(),
+        (loader, translator),
     );
-    // The first reload reuses what this validation and translation find; done off the
-    // start-up path.
-    {
-        let state = Arc::clone(&state);
-        let config = config.clone();
-        tokio::task::spawn_blocking(move || {
-            if let Ok(bytes) = std::fs::read(&config) {
-                let mut loader = state.loader.lock().unwrap_or_else(|p| p.into_inner());
-                if let (Ok(model), _) = loader.load(&config, &bytes) {
-                    let current = state.published();
-                    let mut translator = state.translator.lock().unwrap_or_else(|p| p.into_inner());
-                    translator.snapshot(&model, current.snapshot.generation, &current.snapshot);
-                }
-            }
-        });
-    }
     let registry = Arc::new(Registry::default());
     let authz_counters = Arc::new(AuthzCounters::default());
     let source: Arc<dyn SnapshotSource> = Arc::clone(&state) as Arc<dyn SnapshotSource>;

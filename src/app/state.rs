@@ -88,6 +88,7 @@ impl State {
         published: Published,
         generated_signer: Arc<Signer>,
         config_file: PathBuf,
+        (loader, translator): (Incremental, Translator),
     ) -> Arc<Self> {
         let generation = published.snapshot.generation;
         Arc::new(State {
@@ -99,8 +100,8 @@ impl State {
                 generation,
                 ..Default::default()
             }),
-            loader: Mutex::new(Incremental::new()),
-            translator: Mutex::new(Translator::new()),
+            loader: Mutex::new(loader),
+            translator: Mutex::new(translator),
         })
     }
 

@@ -256,12 +256,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }),
         Command::Diff { old, new, format } => Ok(diff::diff(&old, &new, format)),
         Command::Serve { config, envoy } => {
-            let model = match load(&config) {
+            // Loaded by the loader reloads use, so the first reload reuses this validation.
+            let mut loader = config::validate::Incremental::new();
+            let model = match load_into(&config, &mut loader) {
                 Ok(m) => m,
                 Err(code) => return Ok(code),
             };
             crate::telemetry::init(model.global.log_level, model.global.log_format);
-            runtime()?.block_on(crate::app::serve(config, model, envoy))
+            runtime()?.block_on(crate::app::serve(config, model, loader, envoy))
         }
         Command::Status {
             config,
@@ -316,7 +318,23 @@ fn validate(path: &std::path::Path) -> ExitCode {
 /// Loads a config, printing warnings; on failure prints every diagnostic and returns the
 /// exit code to use.
 pub(crate) fn load(path: &std::path::Path) -> Result<Model, ExitCode> {
-    match config::load(path) {
+    reported(config::load(path))
+}
+
+/// As `load`, through `loader`, which keeps what it validated for the next load.
+fn load_into(
+    path: &std::path::Path,
+    loader: &mut config::validate::Incremental,
+) -> Result<Model, ExitCode> {
+    match std::fs::read(path) {
+        Ok(bytes) => reported(loader.load(path, &bytes).0),
+        // Unreadable: `load` words the diagnostic as every other path reports it.
+        Err(_) => load(path),
+    }
+}
+
+fn reported(loaded: Result<Model, Rejected>) -> Result<Model, ExitCode> {
+    match loaded {
         Ok(model) => {
             print_diagnostics(&model.warnings);
             Ok(model)

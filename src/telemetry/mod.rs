@@ -1,5 +1,6 @@
 //! Logging setup (level, JSON or pretty lines) and sluice's Prometheus metrics.
 
+pub mod batched;
 pub mod metrics;
 
 use std::io::IsTerminal;
@@ -35,7 +36,7 @@ pub fn init(level: LogLevel, format: Option<LogFormat>) {
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(batched::stderr_line);
     let _ = match format {
         LogFormat::Json => builder
             .json()

@@ -95,7 +95,11 @@ impl Sluice {
                 "RUST_LOG",
                 std::env::var("SLUICE_LOG").unwrap_or_else(|_| "sluice=debug".into()),
             );
-        let log = dir.path().join(format!(
+        // In a folder of its own: sluice watches the config's folder, and a log line written
+        // there per request would wake its watcher for each one.
+        let logs = dir.path().join("logs");
+        std::fs::create_dir_all(&logs).expect("log folder");
+        let log = logs.join(format!(
             "sluice-{}.log",
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
