@@ -104,7 +104,7 @@ pub fn for_allowed(
             &crate::hashing::content_hash(&s.identity.user_id),
         ));
     }
-    for (name, template) in &route.set_request_headers {
+    for (name, template) in route.set_request_headers.iter() {
         set.push(header(
             name,
             &render(template, request, session, &mut jwt, cert),

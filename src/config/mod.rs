@@ -6,6 +6,7 @@ pub mod log_fields;
 pub mod model;
 pub mod raw;
 pub mod secret;
+pub mod shared;
 pub mod template;
 pub mod validate;
 

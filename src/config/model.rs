@@ -442,7 +442,7 @@ pub struct Route {
     pub path_match: PathMatch,
     pub action: RouteAction,
     /// Header name → compiled value template (applied by ext_authz on allowed requests).
-    pub set_request_headers: BTreeMap<String, Template>,
+    pub set_request_headers: Arc<BTreeMap<String, Template>>,
     /// Lowercase, sorted, unique.
     pub remove_request_headers: Vec<String>,
     /// The global `set_response_headers` with this route's merged over them (shared with
@@ -455,7 +455,8 @@ pub struct Route {
     pub allow_spdy: bool,
     pub pass_identity_headers: bool,
     pub bearer_token_format: BearerTokenFormat,
-    pub policy: Policy,
+    /// Shared with every route whose policy is the same (`config::shared`).
+    pub policy: Arc<Policy>,
     pub depends_on: Vec<String>,
     /// Set when a client CA applies to the route: ext_authz verifies certificates with it.
     pub client_certificate: Option<Arc<ClientCertCheck>>,

@@ -189,7 +189,7 @@ fn load_policy(dir: &Path, index: usize, case: &Case) -> Result<Policy, String> 
     let path = dir.join(format!("case-{index:03}.yaml"));
     std::fs::write(&path, &text).map_err(|e| format!("write {}: {e}", path.display()))?;
     match sluice::config::load(&path) {
-        Ok(mut model) if model.routes.len() == 1 => Ok(model.routes.remove(0).policy.clone()),
+        Ok(mut model) if model.routes.len() == 1 => Ok((*model.routes.remove(0).policy).clone()),
         Ok(model) => Err(format!("expected 1 route, got {}", model.routes.len())),
         Err(rejected) => Err(format!(
             "the config was rejected:\n{}\n--- config ---\n{text}",

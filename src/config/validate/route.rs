@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use super::addr::{parse_from, parse_to};
 use super::files::PemKind;
@@ -14,6 +15,7 @@ use crate::config::model::{
     PathRewrite, Redirect, Route, RouteAction, Setting, UpstreamScheme, UpstreamTls,
 };
 use crate::config::raw::{RawRedirect, RawResponse, RawRoute};
+use crate::config::shared;
 use crate::config::template::{self, Template};
 use crate::document::decode::{KeyPath, Spanned};
 use crate::document::diag::{Diagnostics, Span};
@@ -48,6 +50,7 @@ pub(super) fn validate_route(
         .as_ref()
         .map(|h| request_templates(&h.value, &path, diags))
         .unwrap_or_default();
+    let set_request_headers = shared::REQUEST_HEADERS.share(Arc::new(set_request_headers));
     let mut remove_request_headers: Vec<String> = Vec::new();
     for name in raw
         .remove_request_headers
@@ -71,6 +74,7 @@ pub(super) fn validate_route(
         &global.set_response_headers,
         diags,
     );
+    let set_response_headers = shared::RESPONSE_HEADERS.share(set_response_headers);
 
     let timeout = raw
         .timeout
@@ -94,7 +98,7 @@ pub(super) fn validate_route(
         }
     }
 
-    let policy = route_policy(raw, &path, diags);
+    let policy = shared::POLICIES.share(Arc::new(route_policy(raw, &path, diags)));
     let depends_on = depends_on(raw, &path, diags);
 
     if let Some(id) = &raw.id {
