@@ -99,6 +99,11 @@ pub fn block_list_items(text: &str, key: &str) -> Option<ListItems> {
         if at == list_indent && is_entry_start(line, at) {
             starts.push(n);
         } else if at == 0 {
+            // A sequence entry at the key's own column after indented entries is not a plain
+            // layout (the whole file is a syntax error): the full parser reports it.
+            if is_entry_start(line, 0) {
+                return None;
+            }
             end = n;
             break;
         } else if at <= list_indent || starts.is_empty() {
@@ -140,6 +145,20 @@ mod tests {
     use super::*;
 
     const TEXT: &str = "address: :443\n# routes below\nroutes:\n  - from: https://a.example.com\n    to: http://a:80\n\n  # a comment\n  - from: https://*.example.com\n    to: |\n      - not an entry\n  -\n    from: https://c.example.com\nshared_secret: x\n";
+
+    #[test]
+    fn a_sequence_entry_at_the_keys_column_after_the_entries_is_left_to_the_parser() {
+        // Found by the config loader fuzzer: the whole file is a YAML syntax error, which only
+        // the full parser reports.
+        let text = "routes:\n  - from: http://a.example.com\n    to: http://a:80\n- - from: http://b.example.com\n";
+        assert_eq!(block_list_items(text, "routes"), None);
+        // Entries at column 0 are a plain layout.
+        let flush = "routes:\n- from: http://a.example.com\n  to: http://a:80\n- from: http://b.example.com\n";
+        assert_eq!(
+            block_list_items(flush, "routes").map(|l| l.items.len()),
+            Some(2)
+        );
+    }
 
     #[test]
     fn finds_each_entry_and_keeps_every_other_line_in_place() {
