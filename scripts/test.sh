@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of sluice on a fresh machine: installs what the tests need (Envoy 1.40, the
 # Prometheus tools, wrk, the OpenID provider and Chromium), then the whole cargo test suite (unit,
-# integration with real Envoy, Prometheus, the provider and Chromium, property tests).
+# integration with real Envoy, Prometheus, the provider and Chromium, property tests), then
+# a short run of the fuzzers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,3 +29,6 @@ cargo test --locked --test integration "$stream_tests"
 # The soak (1,000 route edits with 61 streams open and wrk traffic; about half a minute here)
 # is ignored in the ordinary run and runs on its own, last.
 cargo test --locked --test integration soak -- --ignored --nocapture
+# Coverage-guided fuzzing of the config loader, the PPL parser and the credential readers,
+# 30 s a target (prints inputs run and coverage; a crash fails the run).
+bash scripts/fuzz.sh 30

@@ -30,10 +30,23 @@ fn indent_of(line: &str) -> Option<usize> {
 }
 
 /// Whether the text may hold an anchor, alias, merge key or tag (a `&`, `*` or `!` that starts
-/// a token, or `<<`), or a tab in a line's indentation. Such files are left to the full parser.
-/// Each character is found with a fast substring search, then only its own line is looked at.
+/// a token, or `<<`), a tab in a line's indentation, or a line break other than `\n` and
+/// `\r\n` (the YAML parser also breaks lines at a lone `\r`, NEL, LS and PS, which would put
+/// this scanner's line numbers off). Such files are left to the full parser. Each character is
+/// found with a fast substring search, then only its own line is looked at.
 fn needs_parser(text: &str) -> bool {
-    if text.contains("<<") {
+    // Substring searches (memchr underneath), not a scan character by character.
+    if ["<<", "\u{85}", "\u{2028}", "\u{2029}"]
+        .iter()
+        .any(|s| text.contains(s))
+    {
+        return true;
+    }
+    let bytes = text.as_bytes();
+    if text
+        .match_indices('\r')
+        .any(|(pos, _)| bytes.get(pos + 1) != Some(&b'\n'))
+    {
         return true;
     }
     let line_before = |pos: usize| {
@@ -157,6 +170,21 @@ mod tests {
         assert_eq!(
             block_list_items(flush, "routes").map(|l| l.items.len()),
             Some(2)
+        );
+    }
+
+    #[test]
+    fn line_breaks_other_than_newlines_are_left_to_the_parser() {
+        // Found by the config loader fuzzer: YAML breaks a line at a lone carriage return, so
+        // the parser's line numbers ran one ahead of the scanner's.
+        for br in ["\r", "\u{85}", "\u{2028}", "\u{2029}"] {
+            let text = format!("a: 1{br}  b: 2\nroutes:\n  - from: http://a.example.com\n");
+            assert_eq!(block_list_items(&text, "routes"), None, "{br:?}");
+        }
+        let crlf = "a: 1\r\nroutes:\r\n  - from: http://a.example.com\r\n";
+        assert_eq!(
+            block_list_items(crlf, "routes").map(|l| l.lines),
+            Some(vec![3])
         );
     }
 
