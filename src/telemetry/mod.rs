@@ -1,6 +1,7 @@
 //! Logging setup (level, JSON or pretty lines) and sluice's Prometheus metrics.
 
 pub mod batched;
+mod json_line;
 pub mod metrics;
 
 use std::io::IsTerminal;
@@ -38,12 +39,7 @@ pub fn init(level: LogLevel, format: Option<LogFormat>) {
         .with_env_filter(filter)
         .with_writer(batched::stderr_line);
     let _ = match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(false)
-            .try_init(),
+        LogFormat::Json => builder.event_format(json_line::JsonLine).try_init(),
         // Colours only for a terminal: escape codes in a file or a pipe are noise.
         LogFormat::Pretty => builder.with_ansi(terminal).try_init(),
     };
