@@ -6,6 +6,9 @@
 //! ceiling any ext_authz service can reach here.
 //! Part 1 runs twice on the same sluice: the users sign in with bearer tokens, then with the
 //! sealed session cookies browser sign-in sets (target: within 10 % of the bearer figures).
+//! Then the same client, requests and pinning against the do-nothing Check service in a child
+//! process: the floor of part 1 (tonic's HTTP/2 stack, the sockets, the client itself), so
+//! sluice's p99 is printed beside what no policy work at all costs on this machine today.
 //! Run with `cargo bench --bench authz` (Envoy: `bash scripts/install-envoy.sh`; wrk: Debian's
 //! `wrk`, installed by `bash scripts/install-bench-tools.sh`). `SKIP_CHECK_LATENCY=1` runs
 //! parts 2 and 3 only.
@@ -296,16 +299,7 @@ fn check_latency(idp: &Idp, upstream: &Upstream) {
         .enable_all()
         .build()
         .unwrap();
-    let clients: Vec<_> = (0..4)
-        .map(|_| {
-            runtime
-                .block_on(AuthorizationClient::connect(format!(
-                    "http://127.0.0.1:{}",
-                    ports.grpc
-                )))
-                .expect("connect")
-        })
-        .collect();
+    let clients = check_clients(&runtime, ports.grpc);
     let mut p99s = Vec::new();
     for (credential, label) in [
         (
@@ -321,29 +315,24 @@ fn check_latency(idp: &Idp, upstream: &Upstream) {
         println!(
             "Check latency, sluice pinned to one core (TOKIO_WORKER_THREADS=1), {ROUTES} routes, {USERS} users' {label}, 10% anonymous:"
         );
+        p99s.push(latency_table(
+            &runtime,
+            &clients,
+            &requests,
+            sluice.guard.pid(),
+        ));
+    }
+    drop(sluice);
+    let floor = floor_latency(
+        &runtime,
+        Arc::new(requests(idp, &routes, Credential::Bearer)),
+    );
+    println!("  sluice (bearer tokens) beside the floor, same client, same run:");
+    for ((c, b50, b99), (_, f50, f99)) in p99s[0].iter().zip(&floor) {
         println!(
-            "  {:>11} {:>10} {:>9} {:>9} {:>9} {:>9} {:>8}",
-            "concurrency", "checks/s", "p50 ms", "p99 ms", "p99.9 ms", "allowed", "sluice CPU"
+            "  {c:>11} in flight: p50 {b50:.3} vs {f50:.3} ms, p99 {b99:.3} vs {f99:.3} ms (sluice adds {:.3} ms at p99)",
+            b99 - f99
         );
-        let mut figures = Vec::new();
-        for &concurrency in CONCURRENCY {
-            runtime.block_on(load(&clients, Arc::clone(&requests), concurrency, WARM_UP));
-            let cpu0 = cpu_seconds(sluice.guard.pid());
-            let run = runtime.block_on(load(&clients, Arc::clone(&requests), concurrency, MEASURE));
-            let cpu = (cpu_seconds(sluice.guard.pid()) - cpu0) / run.elapsed.as_secs_f64();
-            let l = &run.latencies_us;
-            println!(
-                "  {concurrency:>11} {:>10.0} {:>9.3} {:>9.3} {:>9.3} {:>8.0}% {:>9.0}%",
-                l.len() as f64 / run.elapsed.as_secs_f64(),
-                percentile(l, 0.50),
-                percentile(l, 0.99),
-                percentile(l, 0.999),
-                run.allowed as f64 * 100.0 / l.len() as f64,
-                cpu * 100.0
-            );
-            figures.push((concurrency, percentile(l, 0.50), percentile(l, 0.99)));
-        }
-        p99s.push(figures);
     }
     println!("  cookie sessions / bearer tokens, same sluice, same run:");
     for ((c, b50, b99), (_, c50, c99)) in p99s[0].iter().zip(&p99s[1]) {
@@ -357,6 +346,98 @@ fn check_latency(idp: &Idp, upstream: &Upstream) {
     let _ = Command::new("taskset")
         .args(["-a", "-c", "-p", "0,1", &std::process::id().to_string()])
         .output();
+}
+
+/// The four gRPC connections part 1 loads its Check service through.
+fn check_clients(
+    runtime: &tokio::runtime::Runtime,
+    port: u16,
+) -> Vec<AuthorizationClient<tonic::transport::Channel>> {
+    (0..4)
+        .map(|_| {
+            runtime
+                .block_on(AuthorizationClient::connect(format!(
+                    "http://127.0.0.1:{port}"
+                )))
+                .expect("connect")
+        })
+        .collect()
+}
+
+/// Prints one row per concurrency (checks/s, p50, p99, p99.9, allowed, the server's CPU) and
+/// returns (concurrency, p50 ms, p99 ms) for each.
+fn latency_table(
+    runtime: &tokio::runtime::Runtime,
+    clients: &[AuthorizationClient<tonic::transport::Channel>],
+    requests: &Arc<Vec<CheckRequest>>,
+    server_pid: u32,
+) -> Vec<(usize, f64, f64)> {
+    println!(
+        "  {:>11} {:>10} {:>9} {:>9} {:>9} {:>9} {:>8}",
+        "concurrency", "checks/s", "p50 ms", "p99 ms", "p99.9 ms", "allowed", "server CPU"
+    );
+    let mut figures = Vec::new();
+    for &concurrency in CONCURRENCY {
+        runtime.block_on(load(clients, Arc::clone(requests), concurrency, WARM_UP));
+        let cpu0 = cpu_seconds(server_pid);
+        let run = runtime.block_on(load(clients, Arc::clone(requests), concurrency, MEASURE));
+        let cpu = (cpu_seconds(server_pid) - cpu0) / run.elapsed.as_secs_f64();
+        let l = &run.latencies_us;
+        println!(
+            "  {concurrency:>11} {:>10.0} {:>9.3} {:>9.3} {:>9.3} {:>8.0}% {:>9.0}%",
+            l.len() as f64 / run.elapsed.as_secs_f64(),
+            percentile(l, 0.50),
+            percentile(l, 0.99),
+            percentile(l, 0.999),
+            run.allowed as f64 * 100.0 / l.len() as f64,
+            cpu * 100.0
+        );
+        figures.push((concurrency, percentile(l, 0.50), percentile(l, 0.99)));
+    }
+    figures
+}
+
+/// The environment variable that turns this bench binary into part 1's floor server.
+const FLOOR_PORT_ENV: &str = "AUTHZ_BENCH_FLOOR_PORT";
+
+/// Part 1 against `AllowAll` in a child process on sluice's core, same client and requests.
+fn floor_latency(
+    runtime: &tokio::runtime::Runtime,
+    requests: Arc<Vec<CheckRequest>>,
+) -> Vec<(usize, f64, f64)> {
+    let port = common::process::free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(std::env::current_exe().expect("the bench binary"));
+    command.env(FLOOR_PORT_ENV, port.to_string());
+    let floor = common::process::Guard::spawn("floor", command, &dir.path().join("floor.log"));
+    pin(floor.pid(), 0);
+    let up = poll(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    assert!(up.is_some(), "the floor Check service never listened");
+    println!(
+        "Check latency floor: a Check service that allows at once (tonic, one worker thread, pinned to the same core), same client and bearer requests:"
+    );
+    latency_table(
+        runtime,
+        &check_clients(runtime, port),
+        &requests,
+        floor.pid(),
+    )
+}
+
+/// `AllowAll` over gRPC on `listener` until the process ends.
+async fn serve_allow_all(listener: tokio::net::TcpListener) {
+    // The builder's own `tcp_nodelay` only reaches sockets it binds itself: set it on these, or
+    // Nagle's algorithm holds answers for the peer's delayed ACK (a 40 ms p99.9 in this floor).
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    tonic::transport::Server::builder()
+        .add_service(envoy_types::ext_authz::v3::pb::AuthorizationServer::new(
+            AllowAll,
+        ))
+        .serve_with_incoming(incoming)
+        .await
+        .expect("the AllowAll server");
 }
 
 /// wrk's requests/s for one host, or None when wrk is missing.
@@ -432,16 +513,7 @@ fn ceiling(
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(("127.0.0.1", ports.grpc)))
         .expect("bind");
-    runtime.spawn(async move {
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-        tonic::transport::Server::builder()
-            .tcp_nodelay(true)
-            .add_service(envoy_types::ext_authz::v3::pb::AuthorizationServer::new(
-                AllowAll,
-            ))
-            .serve_with_incoming(incoming)
-            .await
-    });
+    runtime.spawn(serve_allow_all(listener));
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("config.yaml");
     std::fs::write(&file, ratio_config(&ports, idp, upstream)).unwrap();
@@ -587,6 +659,19 @@ fn envoy_ratio(idp: &Idp, upstream: &Upstream) {
 }
 
 fn main() {
+    if let Ok(port) = std::env::var(FLOOR_PORT_ENV) {
+        let port: u16 = port.parse().expect("a port");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind(("127.0.0.1", port)))
+            .expect("bind");
+        runtime.block_on(serve_allow_all(listener));
+        return;
+    }
     // sluice's runtime on one thread for part 1; per-request debug logs off.
     unsafe {
         std::env::set_var("TOKIO_WORKER_THREADS", "1");
