@@ -656,6 +656,11 @@ fn envoy_ratio(idp: &Idp, upstream: &Upstream) {
         "  ceiling, same routes with a Check service that allows at once without looking: off {null_off:.0} req/s, on {null_on:.0} req/s, ratio {:.2}",
         null_on / null_off
     );
+    println!(
+        "  sluice / ceiling: {:.2} (on/off ratios; goal >= 0.95); ext_authz-on requests/s, sluice / ceiling: {:.2}",
+        (on / off) / (null_on / null_off),
+        on / null_on
+    );
 }
 
 fn main() {
