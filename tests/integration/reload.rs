@@ -86,7 +86,11 @@ fn sighup_reloads() {
         "SIGHUP did not reload: {}",
         sluice.status()
     );
-    assert!(sluice.guard.log_text().contains("SIGHUP: reloading"));
+    assert!(
+        sluice.wait_log("SIGHUP: reloading"),
+        "{}",
+        sluice.guard.log_text()
+    );
 }
 
 /// Rewriting the file without changing what it means publishes nothing and sends 0 bytes.

@@ -536,9 +536,10 @@ fn a_wildcard_route_switches_to_one_table_and_back() {
     assert_eq!(code(&ports, "a.test"), 200);
     assert!(envoy.routes_mention("\"routes/ingress\""));
     assert_eq!(envoy.stat("listener_manager.listener_modified"), 1);
+    let announced = sluice.wait_log("listener settings changed");
     let log = sluice.guard.log_text();
     assert!(
-        log.contains("listener settings changed") && log.contains("listener/ingress"),
+        announced && log.contains("listener/ingress"),
         "the switch is not announced:\n{log}"
     );
 

@@ -118,6 +118,15 @@ impl Sluice {
         );
     }
 
+    /// Waits until sluice's log contains `needle`: log lines reach the file from a writer
+    /// thread that gathers them for a few milliseconds, so a line can trail what it reports.
+    pub fn wait_log(&self, needle: &str) -> bool {
+        poll(Duration::from_secs(5), || {
+            self.guard.log_text().contains(needle).then_some(())
+        })
+        .is_some()
+    }
+
     /// Stops and starts the process again on the same config.
     pub fn restart(&mut self) {
         self.guard.stop();
