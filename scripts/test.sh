@@ -23,12 +23,12 @@ bash scripts/install-bench-tools.sh
 bash scripts/install-oidc-peers.sh
 # The stream tests time every event to 50 ms; on two cores they run on their own, after the
 # rest, so the proptests and the 800-connection ext_authz burst do not take their CPU.
-stream_tests="streams::sse_"
-cargo test --locked -- --skip "$stream_tests"
-cargo test --locked --test integration "$stream_tests"
 # The soak (1,000 route edits with 61 streams open and wrk traffic; about half a minute here)
-# is ignored in the ordinary run and runs on its own, last.
-cargo test --locked --test integration soak -- --ignored --nocapture
+# likewise runs on its own, last.
+stream_tests="streams::sse_"
+cargo test --locked -- --skip "$stream_tests" --skip soak::
+cargo test --locked --test integration "$stream_tests"
+cargo test --locked --test integration soak:: -- --nocapture
 # Coverage-guided fuzzing of the config loader, the PPL parser and the credential readers,
 # 30 s a target (prints inputs run and coverage; a crash fails the run).
 bash scripts/fuzz.sh 30
