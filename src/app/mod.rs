@@ -2,6 +2,7 @@
 //! endpoints on `grpc_address`, metrics on `metrics_address`, reload on change, run (or not)
 //! the managed Envoy, drain and stop on signal.
 
+mod dispatch;
 pub mod envoy;
 pub mod health;
 pub mod http;
@@ -101,12 +102,15 @@ pub async fn serve(
         source: Arc::clone(&state) as Arc<dyn IndexSource>,
         oidc,
     };
-    let app = tonic::service::Routes::new(AdsServer::new(source, Arc::clone(&registry)))
-        .add_service(AuthorizationServer::new(authz))
+    let rest = tonic::service::Routes::new(AdsServer::new(source, Arc::clone(&registry)))
         .into_axum_router()
         .merge(http::router(endpoints.clone()))
         .merge(health::router(health.clone()))
         .merge(authn::handlers::router(sign_in));
+    let app = dispatch::Dispatch {
+        authz: AuthorizationServer::new(authz),
+        rest,
+    };
 
     let listener = tokio::net::TcpListener::bind(grpc_address)
         .await

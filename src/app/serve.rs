@@ -4,13 +4,14 @@
 use std::future::Future;
 use std::time::Duration;
 
-use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tracing::warn;
+
+use super::dispatch::Dispatch;
 
 /// Concurrent streams one HTTP/2 connection may carry. Envoy sends every ext_authz check of a
 /// worker over one connection, so a burst of stream opens (thousands of SSE clients after a
@@ -23,7 +24,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Serves `app` on `listener` until `stop` completes, then lets open connections finish
 /// (the caller bounds how long).
-pub async fn serve(listener: TcpListener, app: Router, stop: impl Future<Output = ()>) {
+pub async fn serve(listener: TcpListener, app: Dispatch, stop: impl Future<Output = ()>) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http2()
