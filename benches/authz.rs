@@ -426,19 +426,6 @@ fn floor_latency(
     )
 }
 
-/// The one-worker runtime `AllowAll` runs on, and its listener on 127.0.0.1:`port`.
-fn allow_all_runtime(port: u16) -> (tokio::runtime::Runtime, tokio::net::TcpListener) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind(("127.0.0.1", port)))
-        .expect("bind");
-    (runtime, listener)
-}
-
 /// `AllowAll` over gRPC on `listener` until the process ends.
 async fn serve_allow_all(listener: tokio::net::TcpListener) {
     // The builder's own `tcp_nodelay` only reaches sockets it binds itself: set it on these, or
@@ -518,7 +505,7 @@ fn ceiling(
     concurrency: usize,
 ) -> (f64, f64) {
     let ports = Ports::new();
-    let (runtime, listener) = allow_all_runtime(ports.grpc);
+    let (runtime, listener) = common::one_worker_listener(ports.grpc);
     runtime.spawn(serve_allow_all(listener));
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("config.yaml");
@@ -671,7 +658,7 @@ fn envoy_ratio(idp: &Idp, upstream: &Upstream) {
 
 fn main() {
     if let Ok(port) = std::env::var(FLOOR_PORT_ENV) {
-        let (runtime, listener) = allow_all_runtime(port.parse().expect("a port"));
+        let (runtime, listener) = common::one_worker_listener(port.parse().expect("a port"));
         runtime.block_on(serve_allow_all(listener));
         return;
     }

@@ -79,14 +79,7 @@ struct Upstream {
 }
 
 fn upstream() -> Upstream {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
+    let (runtime, listener) = common::one_worker_listener(0);
     let port = listener.local_addr().unwrap().port();
     runtime.spawn(async move {
         let _ = axum::serve(listener, Router::new().route("/sse", get(sse))).await;

@@ -56,14 +56,7 @@ struct BufferingProxy {
 impl BufferingProxy {
     fn start(envoy_port: u16) -> BufferingProxy {
         use axum::extract::Request;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
+        let (runtime, listener) = crate::common::one_worker_listener(0);
         let port = listener.local_addr().unwrap().port();
         let app = axum::Router::new().fallback(move |request: Request| async move {
             let client = reqwest::Client::new();

@@ -104,14 +104,7 @@ pub fn now() -> i64 {
 impl Idp {
     /// Serves discovery and JWKS for an ES256 key `es-1` and an RS256 key `rs-1`.
     pub fn start() -> Idp {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind idp");
+        let (runtime, listener) = super::one_worker_listener(0);
         let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
         let shared = Arc::new(Shared {
             issuer: url.clone(),

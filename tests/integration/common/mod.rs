@@ -17,6 +17,20 @@ pub mod wss;
 
 use std::path::{Path, PathBuf};
 
+/// A runtime with one worker and a listener on 127.0.0.1:`port` (0: any free port), for the
+/// in-process servers tests and benches start beside sluice.
+pub fn one_worker_listener(port: u16) -> (tokio::runtime::Runtime, tokio::net::TcpListener) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(("127.0.0.1", port)))
+        .unwrap_or_else(|e| panic!("bind 127.0.0.1:{port}: {e}"));
+    (runtime, listener)
+}
+
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
