@@ -92,8 +92,9 @@ pub fn block_list_items(text: &str, key: &str) -> Option<ListItems> {
             return None;
         }
         if let Some(after) = line.strip_prefix(&header) {
-            let after = after.trim();
-            if !(after.is_empty() || after.starts_with('#')) || key_line.is_some() {
+            // A comment needs white space before its `#`: `routes:#x` is not the key.
+            let comment = after.starts_with([' ', '\t']) && after.trim_start().starts_with('#');
+            if !(after.trim().is_empty() || comment) || key_line.is_some() {
                 return None;
             }
             key_line = Some(n);
@@ -171,6 +172,22 @@ mod tests {
             block_list_items(flush, "routes").map(|l| l.items.len()),
             Some(2)
         );
+    }
+
+    #[test]
+    fn a_hash_right_after_the_key_is_not_a_comment() {
+        // Found by the config loader fuzzer: `routes:# ...` is one plain scalar in YAML (a
+        // comment starts after white space), so the file is a syntax error the parser reports.
+        let text = "routes:# a note\n  - from: http://a.example.com\n";
+        assert_eq!(block_list_items(text, "routes"), None);
+        for commented in ["routes: # a note\n", "routes:\t# a note\n", "routes:  \n"] {
+            let text = format!("{commented}  - from: http://a.example.com\n");
+            assert_eq!(
+                block_list_items(&text, "routes").map(|l| l.lines),
+                Some(vec![2]),
+                "{commented:?}"
+            );
+        }
     }
 
     #[test]
