@@ -322,9 +322,17 @@ fn to_resource(e: EncodedResource) -> Resource {
     }
 }
 
+/// Whether a listener picks its route table by host, through scopes.
+fn reads_scopes(ir: &ir::Ir) -> bool {
+    ir.listeners
+        .iter()
+        .any(|l| matches!(l.hcm.routes, RouteTable::PerHost(_)))
+}
+
 /// The snapshot of a whole IR, taking unchanged resources' bytes from `previous`.
 pub fn snapshot_of(mut ir: ir::Ir, generation: u64, previous: &Snapshot) -> Snapshot {
     let secrets = std::mem::take(&mut ir.secrets);
+    let per_host = reads_scopes(&ir);
     let earlier = EarlierSnapshot(previous);
     let encoded = envoy::encode_reusing(ir, &earlier);
     let mut resources: Vec<(ResourceType, Arc<Resource>)> = Vec::new();
@@ -340,7 +348,7 @@ pub fn snapshot_of(mut ir: ir::Ir, generation: u64, previous: &Snapshot) -> Snap
     resources.extend(typed(ResourceType::ScopedRoute, encoded.scopes));
     resources.extend(typed(ResourceType::Cluster, encoded.clusters));
     resources.extend(secret_resources(&secrets, &earlier));
-    Snapshot::from_shared(generation, resources)
+    Snapshot::from_shared(generation, resources).with_scopes_unread(!per_host)
 }
 
 /// The listener certificates. A certificate rotation changes the files, not the config: the

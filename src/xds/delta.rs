@@ -69,10 +69,11 @@ impl TypeState {
                 .collect();
         }
         if removals {
+            let keep = snapshot.keeps_removed(ty);
             c.removed = self
                 .known
                 .keys()
-                .filter(|n| !all.contains_key(&**n) || !self.in_scope(n))
+                .filter(|n| !self.in_scope(n) || (!keep && !all.contains_key(&**n)))
                 .map(|n| n.to_string())
                 .collect();
             // A subscribed name that does not exist is reported once, so the client stops waiting.
@@ -163,6 +164,11 @@ impl Protocol for Stream {
             subscription_changed = true;
             if name == "*" {
                 state.wildcard = true;
+                // A wildcard asked for again (a new watcher after the last one went): the
+                // client holds nothing of it any more, so everything is sent.
+                if !first {
+                    state.known.clear();
+                }
             } else {
                 state.names.insert(name.clone());
                 // Asked for again: send it again, even if the client should have it.

@@ -29,6 +29,11 @@ pub struct Snapshot {
     /// Counts published snapshots; for logs and status only.
     pub generation: u64,
     by_type: [Resources; ResourceType::COUNT],
+    /// The listeners read one route table, not scopes (a wildcard route needs that). Scopes a
+    /// client still holds then belong to a listener on its way out, warming its successor or
+    /// draining its connections, and taking them away would leave its requests without a
+    /// route: they stay until the client lets go of them.
+    scopes_unread: bool,
 }
 
 impl Snapshot {
@@ -55,6 +60,26 @@ impl Snapshot {
         Snapshot {
             generation,
             by_type,
+            scopes_unread: false,
+        }
+    }
+
+    /// Marks the listeners as reading one route table, not scopes (see `keeps_removed`).
+    pub fn with_scopes_unread(mut self, unread: bool) -> Self {
+        self.scopes_unread = unread;
+        self
+    }
+
+    /// Whether resources of `ty` that this snapshot no longer has stay with a client that
+    /// holds them. Route tables always do: Envoy subscribes to exactly the tables its
+    /// listeners read, draining ones included, and unsubscribes when the last reader goes; a
+    /// removal would empty a table a draining listener still routes by. Scopes do while no
+    /// listener of this snapshot reads them.
+    pub fn keeps_removed(&self, ty: ResourceType) -> bool {
+        match ty {
+            ResourceType::RouteConfiguration => true,
+            ResourceType::ScopedRoute => self.scopes_unread,
+            _ => false,
         }
     }
 

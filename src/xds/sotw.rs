@@ -34,7 +34,7 @@ type Held = BTreeMap<Arc<str>, Arc<Resource>>;
 impl TypeState {
     fn wanted(&self, ty: ResourceType, snapshot: &Snapshot) -> Held {
         let all = snapshot.resources(ty);
-        if self.wildcard {
+        let mut wanted: Held = if self.wildcard {
             all.clone()
         } else {
             self.names
@@ -44,7 +44,22 @@ impl TypeState {
                         .map(|(k, r)| (Arc::clone(k), Arc::clone(r)))
                 })
                 .collect()
+        };
+        // What the client must keep though the config dropped it: still sent, as it is.
+        if snapshot.keeps_removed(ty) {
+            for (name, r) in &self.sent {
+                if self.in_scope(name) {
+                    wanted
+                        .entry(Arc::clone(name))
+                        .or_insert_with(|| Arc::clone(r));
+                }
+            }
         }
+        wanted
+    }
+
+    fn in_scope(&self, name: &str) -> bool {
+        self.wildcard || self.names.contains(name)
     }
 
     fn differs(&self, wanted: &Held) -> bool {

@@ -548,3 +548,60 @@ fn a_wildcard_route_switches_to_one_table_and_back() {
     assert_eq!(code(&ports, "a.test"), 200);
     assert_eq!(envoy.stat("listener_manager.listener_modified"), 2);
 }
+
+/// A connection opened before a switch between one table and per-host tables stays with the
+/// old listener while it drains, and that listener still routes what it routed: sluice does
+/// not take away the route tables or scopes it reads until Envoy lets go of them. (Removing
+/// them at once emptied the old listener's routes: every request on it got 404.)
+fn an_open_connection_keeps_its_routes_across_table_switches(flavour: &str) {
+    let upstream = Upstream::start("app");
+    let ports = Ports::new();
+    let exact = public_route("a.test", &upstream, "");
+    let wildcard = public_route("*.wild.test", &upstream, "");
+    let sluice = Sluice::start(ports, &config(&ports, std::slice::from_ref(&exact)));
+    let envoy = Envoy::start(
+        "envoy",
+        &sluice.bootstrap("edge-1", flavour, ports.admin),
+        ports.admin,
+    );
+    assert!(wait_code(&ports, "a.test", 200, Duration::from_secs(10)).is_some());
+    for (step, routes) in [
+        ("to one table", vec![exact.clone(), wildcard]),
+        ("back to a table per host", vec![exact.clone()]),
+    ] {
+        let mut old = http::KeepAlive::open(ports.listener).expect("connect");
+        assert_eq!(old.get("a.test", "/").expect("a.test").status, 200);
+        let modified = envoy.stat("listener_manager.listener_modified");
+        sluice.write_config(&config(&ports, &routes));
+        let replaced = poll(Duration::from_secs(10), || {
+            (envoy.stat("listener_manager.listener_modified") > modified
+                && envoy.stat("listener_manager.total_listeners_warming") == 0)
+                .then_some(())
+        });
+        assert!(replaced.is_some(), "{step}: the listener was not replaced");
+        let want = if routes.len() == 2 { 200 } else { 404 };
+        assert!(
+            wait_code(&ports, "x.wild.test", want, Duration::from_secs(10)).is_some(),
+            "{step}: new connections never saw the new table"
+        );
+        // Whatever sluice sent since, the draining listener answers as it did.
+        let reply = old
+            .get("a.test", "/")
+            .expect("a.test on the open connection");
+        assert_eq!(
+            reply.status, 200,
+            "{step}: the open connection lost its route"
+        );
+        assert_eq!(code(&ports, "a.test"), 200, "{step}: a new connection");
+    }
+}
+
+#[test]
+fn an_open_connection_keeps_its_routes_across_table_switches_delta() {
+    an_open_connection_keeps_its_routes_across_table_switches("delta");
+}
+
+#[test]
+fn an_open_connection_keeps_its_routes_across_table_switches_sotw() {
+    an_open_connection_keeps_its_routes_across_table_switches("sotw");
+}

@@ -89,6 +89,37 @@ fn complete(raw: &[u8]) -> bool {
     head.starts_with("http/1.1 204") || head.starts_with("http/1.1 304")
 }
 
+/// One HTTP/1.1 connection kept open across requests: on a listener Envoy replaces, it stays
+/// with the old listener (draining) while new connections go to the new one.
+pub struct KeepAlive(TcpStream);
+
+impl KeepAlive {
+    pub fn open(port: u16) -> std::io::Result<Self> {
+        let stream = TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        Ok(KeepAlive(stream))
+    }
+
+    /// `GET path` for `host` on this connection.
+    pub fn get(&mut self, host: &str, path: &str) -> std::io::Result<Reply> {
+        let text = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\n\r\n");
+        self.0.write_all(text.as_bytes())?;
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 16 * 1024];
+        while !complete(&raw) {
+            let n = self.0.read(&mut buf)?;
+            if n == 0 {
+                return Err(std::io::Error::other(format!(
+                    "the connection closed mid-response: {:?}",
+                    String::from_utf8_lossy(&raw)
+                )));
+            }
+            raw.extend_from_slice(&buf[..n]);
+        }
+        parse(&raw).ok_or_else(|| std::io::Error::other("not an HTTP response"))
+    }
+}
+
 pub fn get(port: u16, host: &str, path: &str) -> std::io::Result<Reply> {
     request("GET", port, host, path, &[])
 }
