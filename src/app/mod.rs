@@ -112,6 +112,8 @@ pub async fn serve(
         rest,
     };
 
+    // Watching starts before the port answers: an edit made once sluice is ready is seen.
+    let watching = watch::start(Arc::clone(&state), config);
     let listener = tokio::net::TcpListener::bind(grpc_address)
         .await
         .with_context(|| format!("cannot listen on grpc_address {grpc_address}"))?;
@@ -130,7 +132,7 @@ pub async fn serve(
         });
     }
 
-    tokio::spawn(watch::run(Arc::clone(&state), config));
+    tokio::spawn(watching);
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = serve::serve(listener, app, async move {

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -68,7 +69,10 @@ fn relevant(event: &notify::Event, names: &BTreeSet<OsString>) -> bool {
         .any(|name| names.contains(name) || name.to_string_lossy().starts_with(".."))
 }
 
-pub async fn run(state: Arc<State>, config: PathBuf) {
+/// Starts watching what the config names and listening for SIGHUP before it returns, so that
+/// an edit or a signal that comes once sluice answers (its readiness) is never missed, and
+/// SIGHUP never meets its default action (exit). The returned loop reloads on each change.
+pub fn start(state: Arc<State>, config: PathBuf) -> impl Future<Output = ()> {
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
     let names: Arc<Mutex<BTreeSet<OsString>>> = Arc::default();
     let filter = Arc::clone(&names);
@@ -88,11 +92,14 @@ pub async fn run(state: Arc<State>, config: PathBuf) {
             }
         };
     let mut watching = Targets::default();
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-    loop {
-        // (Re)watch what the current config names.
-        let wanted = targets(&config, &state);
-        if wanted != watching {
+    // (Re)watches what the current config names.
+    let mut rewatch = {
+        let (state, config) = (Arc::clone(&state), config.clone());
+        move || {
+            let wanted = targets(&config, &state);
+            if wanted == watching {
+                return;
+            }
             if let Some(w) = watcher.as_mut() {
                 for dir in watching.dirs.difference(&wanted.dirs) {
                     let _ = w.unwatch(dir);
@@ -106,21 +113,29 @@ pub async fn run(state: Arc<State>, config: PathBuf) {
             *names.lock().unwrap_or_else(|p| p.into_inner()) = wanted.names.clone();
             watching = wanted;
         }
-        tokio::select! {
-            event = rx.recv() => {
-                if event.is_none() {
-                    return;
+    };
+    rewatch();
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    async move {
+        loop {
+            tokio::select! {
+                event = rx.recv() => {
+                    if event.is_none() {
+                        return;
+                    }
+                    // Quiet period: keep absorbing events until none arrives for DEBOUNCE.
+                    while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {}
+                    info!(file = %config.display(), "config files changed; reloading");
                 }
-                // Quiet period: keep absorbing events until none arrives for DEBOUNCE.
-                while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {}
-                info!(file = %config.display(), "config files changed; reloading");
+                _ = async { match hangup.as_mut() { Some(h) => { h.recv().await; } None => std::future::pending::<()>().await } } => {
+                    info!("SIGHUP: reloading");
+                }
             }
-            _ = async { match hangup.as_mut() { Some(h) => { h.recv().await; } None => std::future::pending::<()>().await } } => {
-                info!("SIGHUP: reloading");
-            }
+            let (state, config) = (Arc::clone(&state), config.clone());
+            // Parsing and translating a large config is CPU work; keep it off the async threads.
+            let _ = tokio::task::spawn_blocking(move || reload(&state, &config)).await;
+            // The new config may name other certificate files.
+            rewatch();
         }
-        let (state, config) = (Arc::clone(&state), config.clone());
-        // Parsing and translating a large config is CPU work; keep it off the async threads.
-        let _ = tokio::task::spawn_blocking(move || reload(&state, &config)).await;
     }
 }
