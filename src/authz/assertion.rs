@@ -68,7 +68,8 @@ impl Assertions {
 
     /// A signed assertion for these identity claims: a recent one if there is one, else new.
     pub fn assertion(&self, identity: &Map<String, Value>) -> Arc<str> {
-        let key = Value::Object(identity.clone()).to_string();
+        // The claims' JSON text is the key (written from the map as it is, not a copy of it).
+        let key = serde_json::to_string(identity).unwrap_or_default();
         let now = unix_now();
         {
             let issued = self.issued.lock().unwrap_or_else(|p| p.into_inner());

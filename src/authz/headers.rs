@@ -1,6 +1,8 @@
 //! What an allowed request carries upstream: the signed identity assertion and claim headers
 //! (where `pass_identity_headers` is on), and `set_request_headers`.
 
+use std::cell::OnceCell;
+
 use envoy_types::ext_authz::v3::pb::HeaderValueOption;
 use serde_json::{Map, Value};
 
@@ -81,17 +83,19 @@ pub fn for_allowed(
 ) -> (Vec<HeaderValueOption>, Vec<String>) {
     let mut set = Vec::new();
     let mut remove = Vec::new();
-    let claims = identity_claims(request, session);
+    // Built on first use: a route that passes no identity and signs nothing needs neither.
+    let built = OnceCell::new();
+    let claims = || built.get_or_init(|| identity_claims(request, session));
     let mut signed = None;
     let mut jwt = || {
         signed
-            .get_or_insert_with(|| assertions.assertion(&claims))
+            .get_or_insert_with(|| assertions.assertion(claims()))
             .to_string()
     };
     if route.pass_identity_headers {
         set.push(header(ASSERTION, &jwt()));
         for (name, claim) in &global.jwt_claims_headers {
-            set.push(header(name, &claim_text(claim, &claims, session)));
+            set.push(header(name, &claim_text(claim, claims(), session)));
         }
         // Only sluice says who the caller is; a chained assertion from the client is dropped.
         remove.push(ASSERTION_FOR.to_string());

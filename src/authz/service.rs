@@ -18,8 +18,8 @@ use super::{certificate, headers, respond};
 use crate::config::log_fields::{AuthorizeLogField as F, SECRET_HEADERS};
 use crate::config::model::Route;
 use crate::policy::eval::ClientCertificate;
-use crate::telemetry::DECISION_TARGET;
 use crate::telemetry::metrics::{DecisionLabels, metrics};
+use crate::telemetry::{self, DECISION_TARGET, FieldValue};
 
 /// Decision counters, for status and metrics.
 #[derive(Debug, Default)]
@@ -263,29 +263,56 @@ fn log_decision(
         .map(|(_, q)| q.split('#').next().unwrap_or(""))
         .and_then(|q| pick(F::Query, q));
     let headers = logged_headers(view, fields);
-    tracing::info!(
-        target: DECISION_TARGET,
-        decision = answered.labels.outcome,
-        reason = &*answered.labels.reason,
-        status = http_status(response),
-        latency_us,
-        "request-id" = pick(F::RequestId, view.request_id),
-        "check-request-id" = pick(F::CheckRequestId, check_id),
-        method = pick(F::Method, view.method),
-        host = pick(F::Host, view.host),
-        path = pick(F::Path, &view.path),
-        query,
-        ip = view.source_ip.filter(|_| on(F::Ip)).map(|ip| ip.to_string()),
-        user = identity.and_then(|i| pick(F::User, &i.user_id)),
-        email = identity.and_then(|i| i.email.as_deref()).and_then(|e| pick(F::Email, e)),
-        "route-id" = route.and_then(|r| pick(F::RouteId, &r.id)),
-        from,
-        "route-checksum" = route_checksum,
-        "envoy-route-id" = view.route_id.and_then(|id| pick(F::EnvoyRouteId, id)),
-        "envoy-route-checksum" = view.checksum.and_then(|c| pick(F::EnvoyRouteChecksum, c)),
-        headers,
-        "authorize check"
-    );
+    let ip = view
+        .source_ip
+        .filter(|_| on(F::Ip))
+        .map(|ip| ip.to_string());
+    fn text(value: Option<&str>) -> Option<FieldValue<'_>> {
+        value.map(FieldValue::Str)
+    }
+    telemetry::decision_line(&[
+        ("decision", Some(FieldValue::Str(answered.labels.outcome))),
+        ("reason", Some(FieldValue::Str(&answered.labels.reason))),
+        (
+            "status",
+            Some(FieldValue::U64(http_status(response).into())),
+        ),
+        ("latency_us", Some(FieldValue::U64(latency_us))),
+        ("request-id", text(pick(F::RequestId, view.request_id))),
+        ("check-request-id", text(pick(F::CheckRequestId, check_id))),
+        ("method", text(pick(F::Method, view.method))),
+        ("host", text(pick(F::Host, view.host))),
+        ("path", text(pick(F::Path, &view.path))),
+        ("query", text(query)),
+        ("ip", ip.as_deref().map(FieldValue::Str)),
+        (
+            "user",
+            text(identity.and_then(|i| pick(F::User, &i.user_id))),
+        ),
+        (
+            "email",
+            text(
+                identity
+                    .and_then(|i| i.email.as_deref())
+                    .and_then(|e| pick(F::Email, e)),
+            ),
+        ),
+        (
+            "route-id",
+            text(route.and_then(|r| pick(F::RouteId, &r.id))),
+        ),
+        ("from", from.as_deref().map(FieldValue::Str)),
+        ("route-checksum", route_checksum.map(FieldValue::Str)),
+        (
+            "envoy-route-id",
+            text(view.route_id.and_then(|id| pick(F::EnvoyRouteId, id))),
+        ),
+        (
+            "envoy-route-checksum",
+            text(view.checksum.and_then(|c| pick(F::EnvoyRouteChecksum, c))),
+        ),
+        ("headers", headers.as_deref().map(FieldValue::Str)),
+    ]);
 }
 
 /// The request headers `authorize_log_fields` asks for (`headers`: all, `headers.<name>`:

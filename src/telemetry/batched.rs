@@ -189,6 +189,11 @@ pub fn stderr_line() -> Line<std::io::Stderr> {
     }
 }
 
+/// Queues one whole line for sluice's stderr, as a tracing event's line is queued.
+pub fn append_stderr(line: &[u8]) {
+    stderr_batched().append(line);
+}
+
 /// Writes out every line logged so far; called before the process exits.
 pub fn flush_stderr() {
     if let Some(batched) = STDERR.get() {
