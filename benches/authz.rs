@@ -3,7 +3,8 @@
 //! under 1 ms), loaded by a gRPC client on the other core. Part 2: requests/s through one Envoy
 //! with ext_authz on and off, same Envoy, same run (target ratio ≥ 0.6), loaded by wrk.
 //! Part 3: the same Envoy routes with a Check service that allows at once without looking, the
-//! ceiling any ext_authz service can reach here.
+//! ceiling any ext_authz service can reach here. Both Envoys stay up and parts 2 and 3 run in
+//! turn, round after round: this host drifts more between minutes than builds differ.
 //! Part 1 runs twice on the same sluice: the users sign in with bearer tokens, then with the
 //! sealed session cookies browser sign-in sets (target: within 10 % of the bearer figures).
 //! Then the same client, requests and pinning against the do-nothing Check service in a child
@@ -497,44 +498,58 @@ impl envoy_types::ext_authz::v3::pb::Authorization for AllowAll {
     }
 }
 
-/// The same listener and routes from `sluice render`, with ext_authz pointed at `AllowAll`.
-fn ceiling(
-    idp: &Idp,
-    upstream: &Upstream,
-    script: &std::path::Path,
-    concurrency: usize,
-) -> (f64, f64) {
-    let ports = Ports::new();
-    let (runtime, listener) = common::one_worker_listener(ports.grpc);
-    runtime.spawn(serve_allow_all(listener));
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("config.yaml");
-    std::fs::write(&file, ratio_config(&ports, idp, upstream)).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["render", "--format", "json", "-c"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    let bootstrap: Value = serde_json::from_slice(&out.stdout).expect("a rendered bootstrap");
-    let envoy = Envoy::start_with("envoy-static", &bootstrap, ports.admin, concurrency);
-    let ready = poll(Duration::from_secs(10), || {
-        (common::http::get(ports.listener, "on.test", "/")
-            .ok()?
-            .status
-            == 200)
-            .then_some(())
-    });
-    assert!(
-        ready.is_some(),
-        "the static Envoy never allowed a request through AllowAll"
-    );
-    let off = wrk(ports.listener, "off.test", script, 8);
-    let on = wrk(ports.listener, "on.test", script, 8);
-    assert!(
-        envoy.stat("http.ingress.ext_authz.ok") > 0,
-        "AllowAll was called"
-    );
-    (off, on)
+/// The same listener and routes from `sluice render` in a static Envoy, with ext_authz pointed
+/// at `AllowAll` on a one-worker runtime of this process: the ceiling. Kept up beside sluice's
+/// Envoy so the two are measured in alternating runs, minutes of host drift apart no more.
+struct Ceiling {
+    envoy: Envoy,
+    listener: u16,
+    _runtime: tokio::runtime::Runtime,
+    _dir: tempfile::TempDir,
+}
+
+impl Ceiling {
+    fn start(idp: &Idp, upstream: &Upstream, concurrency: usize) -> Self {
+        let ports = Ports::new();
+        let (runtime, listener) = common::one_worker_listener(ports.grpc);
+        runtime.spawn(serve_allow_all(listener));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.yaml");
+        std::fs::write(&file, ratio_config(&ports, idp, upstream)).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["render", "--format", "json", "-c"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let bootstrap: Value = serde_json::from_slice(&out.stdout).expect("a rendered bootstrap");
+        let envoy = Envoy::start_with("envoy-static", &bootstrap, ports.admin, concurrency);
+        let ready = poll(Duration::from_secs(10), || {
+            (common::http::get(ports.listener, "on.test", "/")
+                .ok()?
+                .status
+                == 200)
+                .then_some(())
+        });
+        assert!(
+            ready.is_some(),
+            "the static Envoy never allowed a request through AllowAll"
+        );
+        Ceiling {
+            envoy,
+            listener: ports.listener,
+            _runtime: runtime,
+            _dir: dir,
+        }
+    }
+}
+
+/// wrk runs per host per Envoy in part 2 and 3, interleaved.
+const RATIO_ROUNDS: usize = 3;
+const RATIO_RUN_SECS: u32 = 6;
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 fn envoy_ratio(idp: &Idp, upstream: &Upstream) {
@@ -559,6 +574,7 @@ fn envoy_ratio(idp: &Idp, upstream: &Upstream) {
             .then_some(())
     });
     assert!(ready.is_some(), "Envoy never served");
+    let ceiling = Ceiling::start(idp, upstream, concurrency);
     // wrk rotates over 200 users' tokens, one per request.
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("tokens.lua");
@@ -596,18 +612,21 @@ fn envoy_ratio(idp: &Idp, upstream: &Upstream) {
     );
     let checks_before = sluice.status()["authz"]["checks"].as_u64().unwrap_or(0);
     println!(
-        "Requests/s through one Envoy (--concurrency {concurrency}) to one upstream, wrk -t1 -c32, 8 s per run, alternating:"
+        "Requests/s through one Envoy (--concurrency {concurrency}) to one upstream, wrk -t1 -c32, {RATIO_RUN_SECS} s per run; sluice's Envoy and the ceiling's (a static Envoy whose ext_authz is a Check service that allows at once without looking) are both up and run in turn, {RATIO_ROUNDS} rounds:"
     );
-    let (mut off, mut on) = (Vec::new(), Vec::new());
-    let pids = [
+    let sluice_pids = [
         ("Envoy", envoy.guard.pid()),
         ("sluice", sluice.guard.pid()),
         ("upstream", std::process::id()),
     ];
-    let run = |host: &str| {
+    let ceiling_pids = [
+        ("Envoy", ceiling.envoy.guard.pid()),
+        ("AllowAll + upstream", std::process::id()),
+    ];
+    let run = |port: u16, host: &str, pids: &[(&str, u32)]| {
         let before: Vec<(f64, f64)> = pids.iter().map(|(_, p)| cpu_split(*p)).collect();
         let t = Instant::now();
-        let rps = wrk(ports.listener, host, &script, 8);
+        let rps = wrk(port, host, &script, RATIO_RUN_SECS);
         let secs = t.elapsed().as_secs_f64();
         let cpu: Vec<String> = pids
             .iter()
@@ -623,36 +642,46 @@ fn envoy_ratio(idp: &Idp, upstream: &Upstream) {
             .collect();
         (rps, cpu.join(", "))
     };
-    for round in 0..2 {
-        let (o, o_cpu) = run("off.test");
-        let (a, a_cpu) = run("on.test");
+    let (mut on_off, mut ceiling_on_off, mut versus, mut on_versus) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for round in 0..RATIO_ROUNDS {
+        let (off, off_cpu) = run(ports.listener, "off.test", &sluice_pids);
+        let (on, on_cpu) = run(ports.listener, "on.test", &sluice_pids);
+        let (c_off, c_off_cpu) = run(ceiling.listener, "off.test", &ceiling_pids);
+        let (c_on, c_on_cpu) = run(ceiling.listener, "on.test", &ceiling_pids);
         println!(
-            "  round {round}: ext_authz off {o:.0} req/s (CPU: {o_cpu}); on {a:.0} req/s (CPU: {a_cpu})"
+            "  round {round}, sluice: ext_authz off {off:.0} req/s (CPU: {off_cpu}); on {on:.0} req/s (CPU: {on_cpu}); ratio {:.2}",
+            on / off
         );
-        off.push(o);
-        on.push(a);
+        println!(
+            "  round {round}, ceiling: off {c_off:.0} req/s (CPU: {c_off_cpu}); on {c_on:.0} req/s (CPU: {c_on_cpu}); ratio {:.2}",
+            c_on / c_off
+        );
+        on_off.push(on / off);
+        ceiling_on_off.push(c_on / c_off);
+        versus.push((on / off) / (c_on / c_off));
+        on_versus.push(on / c_on);
     }
     let checks = sluice.status()["authz"]["checks"].as_u64().unwrap_or(0) - checks_before;
-    let (off, on) = (off.iter().sum::<f64>() / 2.0, on.iter().sum::<f64>() / 2.0);
-    println!(
-        "  ext_authz off: {off:.0} req/s; on: {on:.0} req/s; ratio {:.2} (target >= 0.6); sluice answered {checks} checks",
-        on / off
-    );
     assert!(
         checks > 0 && envoy.stat("http.ingress.ext_authz.ok") > 0,
         "the 'on' runs did call ext_authz"
     );
-    drop(envoy);
-    drop(sluice);
-    let (null_off, null_on) = ceiling(idp, upstream, &script, concurrency);
-    println!(
-        "  ceiling, same routes with a Check service that allows at once without looking: off {null_off:.0} req/s, on {null_on:.0} req/s, ratio {:.2}",
-        null_on / null_off
+    assert!(
+        ceiling.envoy.stat("http.ingress.ext_authz.ok") > 0,
+        "AllowAll was called"
     );
     println!(
-        "  sluice / ceiling: {:.2} (on/off ratios; goal >= 0.95); ext_authz-on requests/s, sluice / ceiling: {:.2}",
-        (on / off) / (null_on / null_off),
-        on / null_on
+        "  medians of {RATIO_ROUNDS} rounds: sluice on / off {:.2} (target >= 0.6; sluice answered {checks} checks); ceiling on / off {:.2}",
+        median(&mut on_off),
+        median(&mut ceiling_on_off)
+    );
+    let spread = |v: &[f64]| format!("{:.2}–{:.2}", v[0], v[v.len() - 1]);
+    let (v, ov) = (median(&mut versus), median(&mut on_versus));
+    println!(
+        "  sluice / ceiling: {v:.2} (on/off ratios, median of the rounds, {} across them; goal >= 0.95); ext_authz-on requests/s, sluice / ceiling: {ov:.2} ({})",
+        spread(&versus),
+        spread(&on_versus)
     );
 }
 
