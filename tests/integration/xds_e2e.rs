@@ -513,22 +513,54 @@ fn an_edit_to_one_host_rebuilds_only_that_hosts_table() {
     assert_eq!(envoy.stat("listener_manager.listener_modified"), 0);
 }
 
+/// One exact host (`a.test`) served through one Envoy, and a wildcard route ready to add:
+/// the start of the tests that switch between per-host tables and one table.
+struct Switching {
+    upstream: Upstream,
+    ports: Ports,
+    exact: String,
+    wildcard: String,
+    sluice: Sluice,
+    envoy: Envoy,
+}
+
+impl Switching {
+    fn start(flavour: &str) -> Self {
+        let upstream = Upstream::start("app");
+        let ports = Ports::new();
+        let exact = public_route("a.test", &upstream, "");
+        let wildcard = public_route("*.wild.test", &upstream, "");
+        let sluice = Sluice::start(ports, &config(&ports, std::slice::from_ref(&exact)));
+        let envoy = Envoy::start(
+            "envoy",
+            &sluice.bootstrap("edge-1", flavour, ports.admin),
+            ports.admin,
+        );
+        assert!(wait_code(&ports, "a.test", 200, Duration::from_secs(10)).is_some());
+        Switching {
+            upstream,
+            ports,
+            exact,
+            wildcard,
+            sluice,
+            envoy,
+        }
+    }
+}
+
 /// A route for many hosts (`*.example.com`) needs one table for all: the first one switches
 /// the listener to a single table (a listener change, announced in the log, with a graceful
 /// drain), and removing the last one switches back. Every host serves throughout.
 #[test]
 fn a_wildcard_route_switches_to_one_table_and_back() {
-    let upstream = Upstream::start("app");
-    let ports = Ports::new();
-    let exact = public_route("a.test", &upstream, "");
-    let wildcard = public_route("*.wild.test", &upstream, "");
-    let sluice = Sluice::start(ports, &config(&ports, std::slice::from_ref(&exact)));
-    let envoy = Envoy::start(
-        "envoy",
-        &sluice.bootstrap("edge-1", "delta", ports.admin),
-        ports.admin,
-    );
-    assert!(wait_code(&ports, "a.test", 200, Duration::from_secs(10)).is_some());
+    let Switching {
+        upstream: _upstream,
+        ports,
+        exact,
+        wildcard,
+        sluice,
+        envoy,
+    } = Switching::start("delta");
 
     sluice.write_config(&config(&ports, &[exact.clone(), wildcard]));
     assert!(wait_code(&ports, "x.wild.test", 200, Duration::from_secs(10)).is_some());
@@ -554,17 +586,14 @@ fn a_wildcard_route_switches_to_one_table_and_back() {
 /// not take away the route tables or scopes it reads until Envoy lets go of them. (Removing
 /// them at once emptied the old listener's routes: every request on it got 404.)
 fn an_open_connection_keeps_its_routes_across_table_switches(flavour: &str) {
-    let upstream = Upstream::start("app");
-    let ports = Ports::new();
-    let exact = public_route("a.test", &upstream, "");
-    let wildcard = public_route("*.wild.test", &upstream, "");
-    let sluice = Sluice::start(ports, &config(&ports, std::slice::from_ref(&exact)));
-    let envoy = Envoy::start(
-        "envoy",
-        &sluice.bootstrap("edge-1", flavour, ports.admin),
-        ports.admin,
-    );
-    assert!(wait_code(&ports, "a.test", 200, Duration::from_secs(10)).is_some());
+    let Switching {
+        upstream: _upstream,
+        ports,
+        exact,
+        wildcard,
+        sluice,
+        envoy,
+    } = Switching::start(flavour);
     for (step, routes) in [
         ("to one table", vec![exact.clone(), wildcard]),
         ("back to a table per host", vec![exact.clone()]),
