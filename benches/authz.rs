@@ -12,7 +12,7 @@
 //! sluice's p99 is printed beside what no policy work at all costs on this machine today.
 //! Run with `cargo bench --bench authz` (Envoy: `bash scripts/install-envoy.sh`; wrk: Debian's
 //! `wrk`, installed by `bash scripts/install-bench-tools.sh`). `SKIP_CHECK_LATENCY=1` runs
-//! parts 2 and 3 only.
+//! parts 2 and 3 only, `SKIP_ENVOY_RATIO=1` part 1 only.
 
 #[path = "../tests/integration/common/mod.rs"]
 #[allow(dead_code)]
@@ -259,6 +259,20 @@ fn cpu_seconds(pid: u32) -> f64 {
     user + system
 }
 
+/// Read and write system calls a process has made (`/proc/<pid>/io`; 0 when unreadable):
+/// each is a trip into the kernel, and on loopback each write also wakes the peer.
+fn socket_calls(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("syscr: ")
+                .or_else(|| l.strip_prefix("syscw: "))
+        })
+        .filter_map(|v| v.trim().parse::<u64>().ok())
+        .sum()
+}
+
 /// CPU seconds a process has used, in user space and in the kernel.
 fn cpu_split(pid: u32) -> (f64, f64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -374,24 +388,34 @@ fn latency_table(
     server_pid: u32,
 ) -> Vec<(usize, f64, f64)> {
     println!(
-        "  {:>11} {:>10} {:>9} {:>9} {:>9} {:>9} {:>8}",
-        "concurrency", "checks/s", "p50 ms", "p99 ms", "p99.9 ms", "allowed", "server CPU"
+        "  {:>11} {:>10} {:>9} {:>9} {:>9} {:>9} {:>8} {:>13}",
+        "concurrency",
+        "checks/s",
+        "p50 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "allowed",
+        "server CPU",
+        "r+w calls/check"
     );
     let mut figures = Vec::new();
     for &concurrency in CONCURRENCY {
         runtime.block_on(load(clients, Arc::clone(requests), concurrency, WARM_UP));
         let cpu0 = cpu_seconds(server_pid);
+        let calls0 = socket_calls(server_pid);
         let run = runtime.block_on(load(clients, Arc::clone(requests), concurrency, MEASURE));
         let cpu = (cpu_seconds(server_pid) - cpu0) / run.elapsed.as_secs_f64();
+        let calls = socket_calls(server_pid) - calls0;
         let l = &run.latencies_us;
         println!(
-            "  {concurrency:>11} {:>10.0} {:>9.3} {:>9.3} {:>9.3} {:>8.0}% {:>9.0}%",
+            "  {concurrency:>11} {:>10.0} {:>9.3} {:>9.3} {:>9.3} {:>8.0}% {:>9.0}% {:>15.2}",
             l.len() as f64 / run.elapsed.as_secs_f64(),
             percentile(l, 0.50),
             percentile(l, 0.99),
             percentile(l, 0.999),
             run.allowed as f64 * 100.0 / l.len() as f64,
-            cpu * 100.0
+            cpu * 100.0,
+            calls as f64 / l.len().max(1) as f64
         );
         figures.push((concurrency, percentile(l, 0.50), percentile(l, 0.99)));
     }
@@ -700,6 +724,9 @@ fn main() {
     let upstream = Upstream::start("bench");
     if std::env::var("SKIP_CHECK_LATENCY").is_err() {
         check_latency(&idp, &upstream);
+    }
+    if std::env::var("SKIP_ENVOY_RATIO").is_ok() {
+        return;
     }
     unsafe { std::env::remove_var("TOKIO_WORKER_THREADS") };
     envoy_ratio(&idp, &upstream);

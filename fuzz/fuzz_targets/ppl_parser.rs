@@ -14,7 +14,9 @@ use serde_json::json;
 use sluice::document::decode::KeyPath;
 use sluice::document::diag::{Diagnostics, Span};
 use sluice::document::yaml::{self, Node, NodeKind, Scalar};
-use sluice::policy::eval::{CertificateInfo, ClientCertificate, Identity, Input, evaluate};
+use sluice::policy::eval::{
+    CertificateInfo, ClientCertificate, Identity, Input, evaluate, evaluate_traced,
+};
 use sluice::policy::{Policy, Rule, parse_policy};
 
 fn parse(node: &Node) -> (Vec<Rule>, usize) {
@@ -106,6 +108,8 @@ fuzz_target!(|bytes: &[u8]| {
     let policy = Policy { rules };
     let _ = policy.always_allows();
     for input in inputs() {
-        let _ = evaluate(&policy, &input).verdict();
+        let decided = evaluate(&policy, &input).verdict();
+        // `sluice check` traces the same evaluation; it must decide alike.
+        assert_eq!(evaluate_traced(&policy, &input).verdict(), decided);
     }
 });

@@ -94,7 +94,7 @@ pub fn check(config: &Path, request: Request) -> anyhow::Result<ExitCode> {
         source_ip: request.source_ip,
         client_certificate: ClientCertificate::None,
     };
-    let evaluation = eval::evaluate(&config_route.policy, &input);
+    let evaluation = eval::evaluate_traced(&config_route.policy, &input);
     let browser = prefers_html(headers.get("accept").map(String::as_str))
         && !headers
             .get("content-type")

@@ -195,14 +195,31 @@ impl Evaluation {
     }
 }
 
+/// Decides `policy` for `input`: what ext_authz calls, so it records no trace.
 pub fn evaluate(policy: &Policy, input: &Input<'_>) -> Evaluation {
+    evaluate_into(policy, input, None)
+}
+
+/// `evaluate`, with every criterion's result in `trace` (for `sluice check`). The hot path
+/// skips this: describing each criterion allocates a string per criterion per request.
+pub fn evaluate_traced(policy: &Policy, input: &Input<'_>) -> Evaluation {
     let mut trace = Vec::new();
+    let mut evaluation = evaluate_into(policy, input, Some(&mut trace));
+    evaluation.trace = trace;
+    evaluation
+}
+
+fn evaluate_into(
+    policy: &Policy,
+    input: &Input<'_>,
+    mut trace: Option<&mut Vec<Trace>>,
+) -> Evaluation {
     let mut combine = |action: Action| {
         let results: Vec<Outcome> = policy
             .rules
             .iter()
             .filter(|r| r.action == action)
-            .flat_map(|r| rule(r, input, &mut trace))
+            .flat_map(|r| rule(r, input, trace.as_deref_mut()))
             .collect();
         Outcome::any(results)
     };
@@ -213,20 +230,22 @@ pub fn evaluate(policy: &Policy, input: &Input<'_>) -> Evaluation {
         deny: deny.value,
         allow_reasons: allow.reasons.into_iter().collect(),
         deny_reasons: deny.reasons.into_iter().collect(),
-        trace,
+        trace: Vec::new(),
     }
 }
 
 /// Each non-empty operator of a rule is one result; the rule's action ORs them.
-fn rule(rule: &Rule, input: &Input<'_>, trace: &mut Vec<Trace>) -> Vec<Outcome> {
+fn rule(rule: &Rule, input: &Input<'_>, mut trace: Option<&mut Vec<Trace>>) -> Vec<Outcome> {
     let mut eval = |c: &Criterion| {
         let o = criterion(c, input);
-        trace.push(Trace {
-            action: rule.action,
-            criterion: describe(c),
-            value: o.value,
-            reason: o.reasons.iter().copied().collect(),
-        });
+        if let Some(trace) = trace.as_deref_mut() {
+            trace.push(Trace {
+                action: rule.action,
+                criterion: describe(c),
+                value: o.value,
+                reason: o.reasons.iter().copied().collect(),
+            });
+        }
         o
     };
     let mut out = Vec::new();

@@ -17,6 +17,7 @@ use sluice::document::{Rejected, Severity};
 use sluice::policy::Policy;
 use sluice::policy::eval::{
     CertificateInfo, ClientCertificate, Evaluation, Identity, Input, Verdict, evaluate,
+    evaluate_traced,
 };
 
 /// Bounded so the whole file runs in a few seconds in a debug build. Failures are not
@@ -750,6 +751,8 @@ fn identity(request: &Request) -> Option<Identity> {
     request.claims.clone().and_then(|c| identity_from(c).ok())
 }
 
+/// The traced evaluation (what `sluice check` prints), after checking that the untraced one
+/// ext_authz runs decides the same.
 fn eval(policy: &Policy, request: &Request, identity: Option<&Identity>) -> Evaluation {
     let input = Input {
         identity,
@@ -759,7 +762,26 @@ fn eval(policy: &Policy, request: &Request, identity: Option<&Identity>) -> Eval
         source_ip: request.source_ip,
         client_certificate: request.cert.clone(),
     };
-    evaluate(policy, &input)
+    let traced = evaluate_traced(policy, &input);
+    let untraced = evaluate(policy, &input);
+    assert!(
+        untraced.trace.is_empty(),
+        "ext_authz's evaluation kept a trace"
+    );
+    assert_eq!(
+        traced.trace.len(),
+        criteria_count(policy),
+        "one trace line per criterion"
+    );
+    assert_eq!(
+        Evaluation {
+            trace: Vec::new(),
+            ..traced.clone()
+        },
+        untraced,
+        "tracing changed the decision"
+    );
+    traced
 }
 
 /// pomerium.md §4.1: certificate problems among the deny reasons, then sign-in, then deny,
