@@ -13,5 +13,6 @@ pub mod hashing;
 pub mod ir;
 pub mod parallel;
 pub mod policy;
+pub mod request_headers;
 pub mod telemetry;
 pub mod xds;

@@ -4,7 +4,6 @@
 //! panic.
 #![no_main]
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::LazyLock;
@@ -18,6 +17,7 @@ use sluice::policy::eval::{
     CertificateInfo, ClientCertificate, Identity, Input, evaluate, evaluate_traced,
 };
 use sluice::policy::{Policy, Rule, parse_policy};
+use sluice::request_headers::{HeaderEntry, RequestHeaders};
 
 fn parse(node: &Node) -> (Vec<Rule>, usize) {
     let mut diags = Diagnostics::new(Path::new("fuzz.yaml"));
@@ -38,11 +38,11 @@ static IDENTITY: LazyLock<Identity> = LazyLock::new(|| {
     }
 });
 
-static HEADERS: LazyLock<HashMap<String, String>> = LazyLock::new(|| {
-    HashMap::from([
-        ("origin".into(), "https://b.example.com".into()),
-        ("access-control-request-method".into(), "GET".into()),
-    ])
+static HEADERS: LazyLock<Vec<HeaderEntry>> = LazyLock::new(|| {
+    vec![
+        HeaderEntry::new("origin", "https://b.example.com"),
+        HeaderEntry::new("access-control-request-method", "GET"),
+    ]
 });
 
 /// Requests unlike each other: anonymous, signed in, a CORS preflight with a certificate.
@@ -66,7 +66,7 @@ fn inputs() -> [Input<'static>; 3] {
             identity: Some(&IDENTITY),
             method: "OPTIONS",
             path: "/api",
-            headers: Some(&HEADERS),
+            headers: RequestHeaders(&HEADERS),
             source_ip: ip("2001:db8::1"),
             client_certificate: ClientCertificate::Valid(CertificateInfo {
                 fingerprint: "ab".repeat(32),

@@ -13,26 +13,23 @@ use std::task::{Context, Poll};
 
 use axum::Router;
 use axum::body::Body;
-use envoy_types::pb::envoy::service::auth::v3::authorization_server::AuthorizationServer;
 use http::{Request, Response};
 use hyper::body::Incoming;
-use tonic::server::NamedService;
 use tower::Service;
 
-use crate::authz::service::AuthzService;
+use crate::authz::server::{CheckServer, SERVICE_NAME};
 
 /// The path prefix of the Authorization service's methods, `/envoy.service.auth.v3.Authorization/`.
 fn is_authorization(path: &str) -> bool {
-    let name = <AuthorizationServer<AuthzService> as NamedService>::NAME;
     path.strip_prefix('/')
-        .and_then(|rest| rest.strip_prefix(name))
+        .and_then(|rest| rest.strip_prefix(SERVICE_NAME))
         .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// The service each connection of sluice's gRPC port runs.
 #[derive(Clone)]
 pub struct Dispatch {
-    pub authz: AuthorizationServer<AuthzService>,
+    pub authz: CheckServer,
     pub rest: Router,
 }
 

@@ -28,6 +28,7 @@ use self::translate::Translator;
 use crate::authn;
 use crate::authn::identity::{CookieSessions, Credentials};
 use crate::authn::oidc::OidcClient;
+use crate::authz::server::CheckServer;
 use crate::authz::signer::Signer;
 use crate::authz::tokens::IdpTokens;
 use crate::authz::{AuthzCounters, AuthzService, IndexSource};
@@ -35,7 +36,6 @@ use crate::config::Model;
 use crate::config::validate::Incremental;
 use crate::xds::Snapshot;
 use crate::xds::{AdsServer, Registry, SnapshotSource};
-use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 
 /// How long open streams get to finish after a stop signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -108,7 +108,7 @@ pub async fn serve(
         .merge(health::router(health.clone()))
         .merge(authn::handlers::router(sign_in));
     let app = dispatch::Dispatch {
-        authz: AuthorizationServer::new(authz),
+        authz: CheckServer::new(authz),
         rest,
     };
 

@@ -43,7 +43,7 @@ pub fn decide(
         identity: session.map(|s| &s.identity),
         method: request.method,
         path: &request.path,
-        headers: Some(request.headers),
+        headers: request.headers,
         source_ip: request.source_ip,
         client_certificate: certificate,
     };

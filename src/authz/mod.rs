@@ -10,9 +10,11 @@ pub mod index;
 pub mod jwks;
 pub mod request;
 pub mod respond;
+pub mod server;
 pub mod service;
 pub mod signer;
 pub mod tokens;
+pub mod wire;
 
 pub use index::{Index, IndexSource};
 pub use service::{AuthzCounters, AuthzService};

@@ -1,11 +1,10 @@
 //! The parts of Envoy's CheckRequest a decision needs, read once.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::net::IpAddr;
 
-use envoy_types::pb::envoy::config::core::v3::address::Address;
-use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
+use super::wire::CheckRequest;
+use crate::request_headers::RequestHeaders;
 
 /// A request as ext_authz sees it. Everything is optional in the protocol; a malformed or
 /// empty CheckRequest yields empty fields and is decided like any other (usually denied).
@@ -20,14 +19,12 @@ pub struct RequestView<'a> {
     pub path: Cow<'a, str>,
     /// The raw path with its query, for redirects back.
     pub raw_path: &'a str,
-    pub headers: &'a HashMap<String, String>,
+    pub headers: RequestHeaders<'a>,
     pub source_ip: Option<IpAddr>,
     pub request_id: &'a str,
     /// The client certificate, URL-encoded PEM, when Envoy saw one.
     pub certificate: &'a str,
 }
-
-static EMPTY: std::sync::LazyLock<HashMap<String, String>> = std::sync::LazyLock::new(HashMap::new);
 
 impl<'a> RequestView<'a> {
     pub fn new(req: &'a CheckRequest) -> Self {
@@ -35,21 +32,18 @@ impl<'a> RequestView<'a> {
         let http = attributes
             .and_then(|a| a.request.as_ref())
             .and_then(|r| r.http.as_ref());
-        let context = attributes.map(|a| &a.context_extensions);
+        let context = RequestHeaders(attributes.map_or(&[], |a| &a.context_extensions));
+        let headers = RequestHeaders(http.map_or(&[], |h| &h.headers));
         let source = attributes.and_then(|a| a.source.as_ref());
         let source_ip = source
             .and_then(|s| s.address.as_ref())
-            .and_then(|a| match &a.address {
-                Some(Address::SocketAddress(sa)) => sa.address.parse().ok(),
-                _ => None,
-            });
+            .and_then(|a| a.socket_address.as_ref())
+            .and_then(|sa| sa.address.parse().ok());
         let raw_path = http.map(|h| h.path.as_str()).unwrap_or("/");
         let path_only = raw_path.split(['?', '#']).next().unwrap_or("/");
         RequestView {
-            route_id: context.and_then(|c| c.get("route_id")).map(String::as_str),
-            checksum: context
-                .and_then(|c| c.get("route_checksum"))
-                .map(String::as_str),
+            route_id: context.get("route_id"),
+            checksum: context.get("route_checksum"),
             method: http.map(|h| h.method.as_str()).unwrap_or("GET"),
             scheme: http
                 .map(|h| h.scheme.as_str())
@@ -58,13 +52,12 @@ impl<'a> RequestView<'a> {
             host: http.map(|h| h.host.as_str()).unwrap_or(""),
             path: percent_encoding::percent_decode_str(path_only).decode_utf8_lossy(),
             raw_path,
-            headers: http.map(|h| &h.headers).unwrap_or(&EMPTY),
+            headers,
             source_ip,
             // The x-request-id Envoy also logs and returns to the client, so a user's report
             // of a deny page finds its log lines; Envoy's stream id only when there is none.
-            request_id: http
-                .and_then(|h| h.headers.get("x-request-id"))
-                .map(String::as_str)
+            request_id: headers
+                .get("x-request-id")
                 .filter(|i| !i.is_empty())
                 .or_else(|| http.map(|h| h.id.as_str()))
                 .unwrap_or(""),
@@ -73,7 +66,7 @@ impl<'a> RequestView<'a> {
     }
 
     pub fn header(&self, name: &str) -> Option<&'a str> {
-        self.headers.get(name).map(String::as_str)
+        self.headers.get(name)
     }
 
     /// The host without a port (`[::1]` keeps its brackets).

@@ -6,14 +6,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use envoy_types::ext_authz::v3::pb::{Authorization, CheckRequest, CheckResponse, HttpResponse};
-use tonic::{Request, Response, Status};
+use envoy_types::ext_authz::v3::pb::{CheckResponse, HttpResponse};
 use tracing::{Level, debug, warn};
 
 use super::decide::{Decision, decide};
 use super::identity::{IdentitySource, Session};
 use super::index::{Index, IndexSource};
 use super::request::RequestView;
+use super::wire::CheckRequest;
 use super::{certificate, headers, respond};
 use crate::config::log_fields::{AuthorizeLogField as F, SECRET_HEADERS};
 use crate::config::model::Route;
@@ -328,19 +328,8 @@ fn logged_headers(
     let chosen: std::collections::BTreeMap<&str, &str> = view
         .headers
         .iter()
-        .filter(|(k, _)| !SECRET_HEADERS.contains(&k.as_str()))
-        .filter(|(k, _)| all || fields.headers.iter().any(|h| h == *k))
-        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .filter(|(k, _)| !SECRET_HEADERS.contains(k))
+        .filter(|(k, _)| all || fields.headers.iter().any(|h| h == k))
         .collect();
     serde_json::to_string(&chosen).ok()
-}
-
-#[tonic::async_trait]
-impl Authorization for AuthzService {
-    async fn check(
-        &self,
-        request: Request<CheckRequest>,
-    ) -> Result<Response<CheckResponse>, Status> {
-        Ok(Response::new(self.check_request(request.get_ref()).await))
-    }
 }

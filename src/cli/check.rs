@@ -56,7 +56,7 @@ pub fn check(config: &Path, request: Request) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let target = Target::parse(&request.url, &request.headers)?;
-    let headers = &target.headers;
+    let headers = target.headers();
     let identity = identity(&request)?;
     let ir = ir::build(&model);
     println!("request:  {} {}", request.method, request.url);
@@ -90,12 +90,12 @@ pub fn check(config: &Path, request: Request) -> anyhow::Result<ExitCode> {
         identity: identity.as_ref(),
         method: &request.method,
         path: target.url.path(),
-        headers: Some(headers),
+        headers,
         source_ip: request.source_ip,
         client_certificate: ClientCertificate::None,
     };
     let evaluation = eval::evaluate_traced(&config_route.policy, &input);
-    let browser = prefers_html(headers.get("accept").map(String::as_str))
+    let browser = prefers_html(headers.get("accept"))
         && !headers
             .get("content-type")
             .is_some_and(|c| c.starts_with("application/grpc"));

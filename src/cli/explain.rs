@@ -23,7 +23,7 @@ enum Kind {
 
 impl Kind {
     fn of(target: &Target) -> Kind {
-        let h = |name: &str| target.headers.get(name).map(String::as_str);
+        let h = |name: &str| target.headers().get(name);
         if h("upgrade").is_some() {
             Kind::Upgrade
         } else if h("content-type").is_some_and(|c| c.starts_with("application/grpc")) {

@@ -1,13 +1,12 @@
 //! The request `sluice check` and `sluice explain` reason about: its URL and headers, and
 //! the route Envoy would give it (the IR route and the config route behind it).
 
-use std::collections::HashMap;
-
 use anyhow::{Context, bail};
 
 use crate::config::Model;
 use crate::config::model::Route as ConfigRoute;
 use crate::ir::{self, Action, Ir, matching, names};
+use crate::request_headers::{HeaderEntry, RequestHeaders};
 
 pub struct Target {
     pub url: url::Url,
@@ -15,8 +14,8 @@ pub struct Target {
     pub host: String,
     /// Path and query, as Envoy matches it.
     pub path: String,
-    /// Lowercase names.
-    pub headers: HashMap<String, String>,
+    /// Lowercase names; of a repeated `--header`, the last counts.
+    pub header_list: Vec<HeaderEntry>,
 }
 
 impl Target {
@@ -32,19 +31,23 @@ impl Target {
             Some(q) => format!("{}?{q}", parsed.path()),
             None => parsed.path().to_string(),
         };
-        let mut map = HashMap::new();
+        let mut header_list = Vec::new();
         for h in headers {
             let (k, v) = h
                 .split_once(':')
                 .with_context(|| format!("--header `{h}` is not `Name: value`"))?;
-            map.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+            header_list.push(HeaderEntry::new(k.trim().to_ascii_lowercase(), v.trim()));
         }
         Ok(Target {
             url: parsed,
             host,
             path,
-            headers: map,
+            header_list,
         })
+    }
+
+    pub fn headers(&self) -> RequestHeaders<'_> {
+        RequestHeaders(&self.header_list)
     }
 
     /// The Envoy route this request takes, if any.
@@ -58,7 +61,7 @@ impl Target {
             &matching::Request {
                 host: &self.host,
                 path: &self.path,
-                headers: &self.headers,
+                headers: self.headers(),
             },
         )
     }

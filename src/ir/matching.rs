@@ -2,9 +2,8 @@
 //! domain (exact, then `*.suffix`, then `prefix*`, then `*`), then the first route whose path
 //! and header matchers all match. For `sluice check` and `sluice explain`.
 
-use std::collections::HashMap;
-
 use super::{HeaderRule, PathMatch, Route, RouteConfig, VirtualHost};
+use crate::request_headers::RequestHeaders;
 
 /// A request as routing sees it. Header names are lowercase.
 pub struct Request<'a> {
@@ -12,7 +11,7 @@ pub struct Request<'a> {
     pub host: &'a str,
     /// The path, query included.
     pub path: &'a str,
-    pub headers: &'a HashMap<String, String>,
+    pub headers: RequestHeaders<'a>,
 }
 
 fn domain_rank(domain: &str, host: &str) -> Option<(u8, usize)> {
@@ -65,7 +64,7 @@ fn route_matches(route: &Route, request: &Request<'_>) -> bool {
             let value = if h.name == ":authority" {
                 Some(request.host)
             } else {
-                request.headers.get(&h.name).map(String::as_str)
+                request.headers.get(&h.name)
             };
             match (&h.rule, value) {
                 (HeaderRule::Present, v) => v.is_some(),

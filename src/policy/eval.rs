@@ -2,7 +2,7 @@
 //! a result and a reason, operators combine them, deny beats allow, and a criterion that needs
 //! a signed-in user asks for sign-in when there is none.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use serde_json::Value;
@@ -11,6 +11,7 @@ use super::ast::{
     Action, CertificateMatcher, Criterion, ListMatcher, ListOp, Policy, Rule, StringMatcher,
     StringOp,
 };
+use crate::request_headers::RequestHeaders;
 
 /// Who is asking, as far as sluice could establish.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -52,14 +53,14 @@ pub struct Input<'a> {
     /// The URL path, without the query.
     pub path: &'a str,
     /// Request headers by lowercase name (as Envoy sends them).
-    pub headers: Option<&'a HashMap<String, String>>,
+    pub headers: RequestHeaders<'a>,
     pub source_ip: Option<IpAddr>,
     pub client_certificate: ClientCertificate,
 }
 
 impl<'a> Input<'a> {
     fn header(&self, name: &str) -> Option<&'a str> {
-        self.headers.and_then(|h| h.get(name)).map(String::as_str)
+        self.headers.get(name)
     }
 }
 

@@ -19,6 +19,7 @@ use sluice::policy::eval::{
     CertificateInfo, ClientCertificate, Evaluation, Identity, Input, Verdict, evaluate,
     evaluate_traced,
 };
+use sluice::request_headers::{HeaderEntry, RequestHeaders};
 
 /// Bounded so the whole file runs in a few seconds in a debug build. Failures are not
 /// persisted to a file: proptest prints the minimal failing input instead.
@@ -754,11 +755,16 @@ fn identity(request: &Request) -> Option<Identity> {
 /// The traced evaluation (what `sluice check` prints), after checking that the untraced one
 /// ext_authz runs decides the same.
 fn eval(policy: &Policy, request: &Request, identity: Option<&Identity>) -> Evaluation {
+    let headers: Vec<HeaderEntry> = request
+        .headers
+        .iter()
+        .map(|(k, v)| HeaderEntry::new(k, v))
+        .collect();
     let input = Input {
         identity,
         method: &request.method,
         path: &request.path,
-        headers: Some(&request.headers),
+        headers: RequestHeaders(&headers),
         source_ip: request.source_ip,
         client_certificate: request.cert.clone(),
     };

@@ -3,7 +3,6 @@
 //! evaluated against one request. Expectations are Pomerium's (`shared/reference/pomerium.md`
 //! §4, and Pomerium's `pkg/policy/criteria` for the reason strings).
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
 
@@ -11,6 +10,7 @@ use serde_json::{Map, Value};
 use sluice::authz::tokens::identity_from;
 use sluice::policy::Policy;
 use sluice::policy::eval::{CertificateInfo, ClientCertificate, Input, Verdict, evaluate};
+use sluice::request_headers::{HeaderEntry, RequestHeaders};
 
 // ---------------------------------------------------------------------------------------------
 // Who is asking.
@@ -223,10 +223,10 @@ fn run(dir: &Path, index: usize, case: &Case) -> Result<(), String> {
             Some(identity_from(claims).map_err(|e| format!("claims name no user: {e}"))?)
         }
     };
-    let headers: HashMap<String, String> = case
+    let headers: Vec<HeaderEntry> = case
         .headers
         .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .map(|(k, v)| HeaderEntry::new(*k, *v))
         .collect();
     let source_ip = match case.source_ip {
         None => None,
@@ -239,7 +239,7 @@ fn run(dir: &Path, index: usize, case: &Case) -> Result<(), String> {
         identity: identity.as_ref(),
         method: case.method,
         path: case.path,
-        headers: Some(&headers),
+        headers: RequestHeaders(&headers),
         source_ip,
         client_certificate: case.cert.clone(),
     };

@@ -229,38 +229,46 @@ fn check_answers_huge_and_malformed_requests_cleanly() {
         assert!(status_of(&answer.into_inner()) >= 400, "a 1 MiB {header}");
     }
 
-    // Bytes that are not a CheckRequest (invalid UTF-8 in a string field, truncated fields).
+    // Bytes that are not a CheckRequest: invalid UTF-8 in the method (attributes.request.
+    // http.method, a field sluice reads), truncated fields, no protobuf at all.
     let h2c = reqwest::Client::builder()
         .http2_prior_knowledge()
         .build()
         .unwrap();
-    for body in [
-        vec![0x0a, 0x05, 0x12, 0x03, 0xff, 0xfe, 0xfd],
-        vec![0x0a, 0xff, 0xff, 0xff, 0x0f],
-        vec![0xff; 100],
-    ] {
+    let grpc_status_of = |method: &str, body: &[u8]| {
         let reply = rt
             .block_on(
                 h2c.post(format!(
-                    "http://127.0.0.1:{}/envoy.service.auth.v3.Authorization/Check",
+                    "http://127.0.0.1:{}/envoy.service.auth.v3.Authorization/{method}",
                     ports.grpc
                 ))
                 .header("content-type", "application/grpc")
                 .header("te", "trailers")
-                .body(grpc::frame(&body))
+                .body(grpc::frame(body))
                 .send(),
             )
             .expect("an HTTP/2 answer");
-        let grpc_status = reply
+        assert_eq!(reply.status(), 200);
+        reply
             .headers()
             .get("grpc-status")
-            .map(|v| v.to_str().unwrap_or("").to_string());
-        assert_eq!(reply.status(), 200);
+            .map(|v| v.to_str().unwrap_or("").to_string())
+    };
+    for body in [
+        vec![
+            0x0a, 0x09, 0x22, 0x07, 0x12, 0x05, 0x12, 0x03, 0xff, 0xfe, 0xfd,
+        ],
+        vec![0x0a, 0xff, 0xff, 0xff, 0x0f],
+        vec![0xff; 100],
+    ] {
+        let grpc_status = grpc_status_of("Check", &body);
         assert!(
             grpc_status.as_deref().is_some_and(|s| s != "0"),
             "malformed Check must end in a gRPC error, got {grpc_status:?}"
         );
     }
+    // A method the service does not have: UNIMPLEMENTED (12), as from a generated server.
+    assert_eq!(grpc_status_of("Other", &[]).as_deref(), Some("12"));
     // Still deciding, still small.
     let answer = check(check_with("open.test", &[], &[])).expect("answered");
     assert_eq!(status_of(&answer.into_inner()), 404);
