@@ -524,6 +524,51 @@ async fn delta_reconnect_with_known_versions_resends_nothing_unchanged() {
     );
 }
 
+/// Envoy unsubscribes from `*` when a type's last watcher goes and subscribes again when a new
+/// one comes; by then it holds nothing of the type, so everything is sent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delta_wildcard_subscribed_again_resends_everything() {
+    let srv = server(base()).await;
+    let mut d = Delta::open(srv.port).await;
+    let wildcard = |subscribe: bool| DeltaDiscoveryRequest {
+        type_url: CDS.into(),
+        resource_names_subscribe: if subscribe {
+            vec!["*".into()]
+        } else {
+            Vec::new()
+        },
+        resource_names_unsubscribe: if subscribe {
+            Vec::new()
+        } else {
+            vec!["*".into()]
+        },
+        ..Default::default()
+    };
+    d.send(wildcard(true)).await;
+    let first = d.next().await;
+    assert_eq!(delta_names(&first), ["a@1", "b@1"]);
+    d.send(ack(CDS, &first.nonce)).await;
+    d.quiet().await;
+
+    d.send(wildcard(false)).await;
+    d.quiet().await;
+    d.send(wildcard(true)).await;
+    let again = d.next().await;
+    assert_eq!(
+        delta_names(&again),
+        ["a@1", "b@1"],
+        "subscribed again after unsubscribing: everything"
+    );
+    assert!(again.removed_resources.is_empty());
+    d.send(ack(CDS, &again.nonce)).await;
+    d.quiet().await;
+
+    // Asked for again while still subscribed (a new watcher): everything too.
+    d.send(wildcard(true)).await;
+    let repeated = d.next().await;
+    assert_eq!(delta_names(&repeated), ["a@1", "b@1"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stuck_client_does_not_delay_others() {
     let srv = server(base()).await;
