@@ -6,20 +6,26 @@
 //! scanned by name is cheaper to build and to search. On the wire a protobuf map is a
 //! repeated entry message (name = 1, value = 2), so the list decodes the same bytes.
 
-/// One header, in the wire shape of a protobuf `map<string, string>` entry.
+use bytes::Bytes;
+
+use crate::authz::wire::text;
+
+/// One header, in the wire shape of a protobuf `map<string, string>` entry. Name and value
+/// are `Bytes` so that decoding slices them out of the received message (see
+/// [`crate::authz::wire`] for how they are checked to be UTF-8).
 #[derive(Clone, PartialEq, Eq, prost::Message)]
 pub struct HeaderEntry {
-    #[prost(string, tag = "1")]
-    pub name: String,
-    #[prost(string, tag = "2")]
-    pub value: String,
+    #[prost(bytes = "bytes", tag = "1")]
+    pub name: Bytes,
+    #[prost(bytes = "bytes", tag = "2")]
+    pub value: Bytes,
 }
 
 impl HeaderEntry {
     pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
         HeaderEntry {
-            name: name.into(),
-            value: value.into(),
+            name: Bytes::from(name.into()),
+            value: Bytes::from(value.into()),
         }
     }
 }
@@ -35,13 +41,13 @@ impl<'a> RequestHeaders<'a> {
         self.0
             .iter()
             .rev()
-            .find(|h| h.name == name)
-            .map(|h| h.value.as_str())
+            .find(|h| h.name == name.as_bytes())
+            .map(|h| text(&h.value))
     }
 
     /// Every header, first to last (a repeated name appears as often as it was sent).
     pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a str)> + use<'a> {
-        self.0.iter().map(|h| (h.name.as_str(), h.value.as_str()))
+        self.0.iter().map(|h| (text(&h.name), text(&h.value)))
     }
 }
 

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
-use super::wire::CheckRequest;
+use super::wire::{CheckRequest, text};
 use crate::request_headers::RequestHeaders;
 
 /// A request as ext_authz sees it. Everything is optional in the protocol; a malformed or
@@ -38,18 +38,18 @@ impl<'a> RequestView<'a> {
         let source_ip = source
             .and_then(|s| s.address.as_ref())
             .and_then(|a| a.socket_address.as_ref())
-            .and_then(|sa| sa.address.parse().ok());
-        let raw_path = http.map(|h| h.path.as_str()).unwrap_or("/");
+            .and_then(|sa| text(&sa.address).parse().ok());
+        let raw_path = http.map(|h| text(&h.path)).unwrap_or("/");
         let path_only = raw_path.split(['?', '#']).next().unwrap_or("/");
         RequestView {
             route_id: context.get("route_id"),
             checksum: context.get("route_checksum"),
-            method: http.map(|h| h.method.as_str()).unwrap_or("GET"),
+            method: http.map(|h| text(&h.method)).unwrap_or("GET"),
             scheme: http
-                .map(|h| h.scheme.as_str())
+                .map(|h| text(&h.scheme))
                 .filter(|s| !s.is_empty())
                 .unwrap_or("https"),
-            host: http.map(|h| h.host.as_str()).unwrap_or(""),
+            host: http.map(|h| text(&h.host)).unwrap_or(""),
             path: percent_encoding::percent_decode_str(path_only).decode_utf8_lossy(),
             raw_path,
             headers,
@@ -59,9 +59,9 @@ impl<'a> RequestView<'a> {
             request_id: headers
                 .get("x-request-id")
                 .filter(|i| !i.is_empty())
-                .or_else(|| http.map(|h| h.id.as_str()))
+                .or_else(|| http.map(|h| text(&h.id)))
                 .unwrap_or(""),
-            certificate: source.map(|s| s.certificate.as_str()).unwrap_or(""),
+            certificate: source.map(|s| text(&s.certificate)).unwrap_or(""),
         }
     }
 

@@ -51,6 +51,11 @@ impl UnaryService<wire::CheckRequest> for Check {
     fn call(&mut self, request: tonic::Request<wire::CheckRequest>) -> Self::Future {
         let service = Arc::clone(&self.0);
         Box::pin(async move {
+            if request.get_ref().check_text().is_err() {
+                return Err(tonic::Status::invalid_argument(
+                    "CheckRequest: a text field is not UTF-8",
+                ));
+            }
             let answer = service.check_request(request.get_ref()).await;
             Ok(tonic::Response::new(answer))
         })

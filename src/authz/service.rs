@@ -93,7 +93,7 @@ impl AuthzService {
                 .as_ref()
                 .and_then(|a| a.request.as_ref())
                 .and_then(|r| r.http.as_ref())
-                .map(|h| h.id.as_str())
+                .map(|h| super::wire::text(&h.id))
                 .unwrap_or("");
             let latency_us = took.as_micros() as u64;
             log_decision(&view, check_id, &index, &answered, &response, latency_us);

@@ -6,14 +6,62 @@
 //! fields left out (destination, timestamps, metadata, TLS session, body) without
 //! allocating. Protobuf maps are read as lists of entries ([`HeaderEntry`]), which is how
 //! they travel.
+//!
+//! Text fields are `Bytes`: decoded from tonic's receive buffer they are slices of it, not
+//! copies (a Check's two dozen strings cost no allocation). Protobuf requires them to be
+//! UTF-8; [`CheckRequest::check_text`] checks every field sluice reads before a decision,
+//! and [`text`] reads them as `str` after.
+
+use std::str::Utf8Error;
+
+use bytes::Bytes;
 
 use crate::request_headers::HeaderEntry;
+
+/// A text field as `str`. Fields are checked once by [`CheckRequest::check_text`]; one that
+/// was not (a request built in a test) and is not UTF-8 reads as empty.
+pub fn text(field: &Bytes) -> &str {
+    std::str::from_utf8(field).unwrap_or("")
+}
 
 /// `envoy.service.auth.v3.CheckRequest`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct CheckRequest {
     #[prost(message, optional, tag = "1")]
     pub attributes: Option<AttributeContext>,
+}
+
+impl CheckRequest {
+    /// Whether every text field sluice reads is UTF-8, as protobuf requires: one that is not
+    /// makes the whole request malformed (answered with a gRPC error, which Envoy's
+    /// ext_authz denies), never a header read as absent.
+    pub fn check_text(&self) -> Result<(), Utf8Error> {
+        fn utf8<'a>(fields: impl IntoIterator<Item = &'a Bytes>) -> Result<(), Utf8Error> {
+            fields
+                .into_iter()
+                .try_for_each(|f| std::str::from_utf8(f).map(drop))
+        }
+        fn entries(list: &[HeaderEntry]) -> impl Iterator<Item = &Bytes> {
+            list.iter().flat_map(|h| [&h.name, &h.value])
+        }
+        let Some(a) = &self.attributes else {
+            return Ok(());
+        };
+        utf8(entries(&a.context_extensions))?;
+        if let Some(source) = &a.source {
+            utf8([&source.certificate])?;
+            let socket = source
+                .address
+                .as_ref()
+                .and_then(|a| a.socket_address.as_ref());
+            utf8(socket.map(|s| &s.address))?;
+        }
+        if let Some(http) = a.request.as_ref().and_then(|r| r.http.as_ref()) {
+            utf8([&http.id, &http.method, &http.path, &http.host, &http.scheme])?;
+            utf8(entries(&http.headers))?;
+        }
+        Ok(())
+    }
 }
 
 /// `envoy.service.auth.v3.AttributeContext`.
@@ -34,8 +82,8 @@ pub struct Peer {
     #[prost(message, optional, tag = "1")]
     pub address: Option<Address>,
     /// The client certificate, URL-encoded PEM (`include_peer_certificate`).
-    #[prost(string, tag = "5")]
-    pub certificate: String,
+    #[prost(bytes = "bytes", tag = "5")]
+    pub certificate: Bytes,
 }
 
 /// `envoy.config.core.v3.Address`: of its oneof, only the socket address (field 1) is read;
@@ -49,8 +97,8 @@ pub struct Address {
 /// `envoy.config.core.v3.SocketAddress`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct SocketAddress {
-    #[prost(string, tag = "2")]
-    pub address: String,
+    #[prost(bytes = "bytes", tag = "2")]
+    pub address: Bytes,
 }
 
 /// `AttributeContext.Request`.
@@ -64,20 +112,20 @@ pub struct Request {
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct HttpRequest {
     /// Envoy's stream id.
-    #[prost(string, tag = "1")]
-    pub id: String,
-    #[prost(string, tag = "2")]
-    pub method: String,
+    #[prost(bytes = "bytes", tag = "1")]
+    pub id: Bytes,
+    #[prost(bytes = "bytes", tag = "2")]
+    pub method: Bytes,
     /// Lowercase names.
     #[prost(message, repeated, tag = "3")]
     pub headers: Vec<HeaderEntry>,
     /// Path and query.
-    #[prost(string, tag = "4")]
-    pub path: String,
-    #[prost(string, tag = "5")]
-    pub host: String,
-    #[prost(string, tag = "6")]
-    pub scheme: String,
+    #[prost(bytes = "bytes", tag = "4")]
+    pub path: Bytes,
+    #[prost(bytes = "bytes", tag = "5")]
+    pub host: Bytes,
+    #[prost(bytes = "bytes", tag = "6")]
+    pub scheme: Bytes,
 }
 
 #[cfg(test)]
@@ -96,7 +144,9 @@ mod tests {
     };
     use prost::Message;
 
-    use super::CheckRequest;
+    use bytes::Bytes;
+
+    use super::{CheckRequest, text};
     use crate::request_headers::RequestHeaders;
 
     fn strings(pairs: &[(&str, &str)]) -> HashMap<String, String> {
@@ -167,17 +217,11 @@ mod tests {
             .address
             .as_ref()
             .and_then(|a| a.socket_address.as_ref());
-        assert_eq!(ip.map(|s| s.address.as_str()), Some("10.0.0.7"));
+        assert_eq!(ip.map(|s| text(&s.address)), Some("10.0.0.7"));
         let http = a.request.as_ref().and_then(|r| r.http.as_ref()).unwrap();
         assert_eq!(
-            (
-                &*http.id,
-                &*http.method,
-                &*http.path,
-                &*http.host,
-                &*http.scheme
-            ),
-            ("1234", "POST", "/a%20b?q=1", "app.example.com", "https")
+            [&http.id, &http.method, &http.path, &http.host, &http.scheme].map(text),
+            ["1234", "POST", "/a%20b?q=1", "app.example.com", "https"]
         );
         let headers = RequestHeaders(&http.headers);
         assert_eq!(headers.get("x-request-id"), Some("req-1"));
@@ -202,5 +246,30 @@ mod tests {
         // Truncated bytes are an error, not a panic.
         let full = envoy_request(None).encode_to_vec();
         assert!(CheckRequest::decode(&full[..full.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn text_fields_are_slices_of_the_received_bytes_not_copies() {
+        let received = Bytes::from(envoy_request(None).encode_to_vec());
+        let lean = CheckRequest::decode(received.clone()).unwrap();
+        assert_eq!(lean.check_text(), Ok(()));
+        let http = lean.attributes.unwrap().request.unwrap().http.unwrap();
+        let inside = |field: &Bytes| received.as_ptr_range().contains(&field.as_ptr());
+        assert!(inside(&http.path) && inside(&http.headers[0].value));
+    }
+
+    #[test]
+    fn a_header_that_is_not_utf8_makes_the_request_malformed() {
+        let mut request = envoy_request(None);
+        let attributes = request.attributes.as_mut().unwrap();
+        let http = attributes.request.as_mut().unwrap().http.as_mut().unwrap();
+        http.headers.insert("x-bad".into(), "\u{e9}".into());
+        let mut bytes = request.encode_to_vec();
+        // "é" is C3 A9 in UTF-8; A9 A9 (same length, so every length prefix holds) is not.
+        let at = bytes.windows(2).position(|w| w == [0xc3, 0xa9]).unwrap();
+        bytes[at] = 0xa9;
+        let lean = CheckRequest::decode(bytes.as_slice()).expect("bytes decode as bytes");
+        assert!(lean.check_text().is_err());
+        assert_eq!(CheckRequest::default().check_text(), Ok(()));
     }
 }
