@@ -17,12 +17,7 @@ use std::str::Utf8Error;
 use bytes::Bytes;
 
 use crate::request_headers::HeaderEntry;
-
-/// A text field as `str`. Fields are checked once by [`CheckRequest::check_text`]; one that
-/// was not (a request built in a test) and is not UTF-8 reads as empty.
-pub fn text(field: &Bytes) -> &str {
-    std::str::from_utf8(field).unwrap_or("")
-}
+pub use crate::request_headers::text;
 
 /// `envoy.service.auth.v3.CheckRequest`.
 #[derive(Clone, PartialEq, prost::Message)]
