@@ -1,6 +1,7 @@
 //! Reading and writing sluice's cookies: the `Cookie` header, `Set-Cookie` lines with the
 //! configured attributes, and sessions too large for one cookie split across several.
 
+use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
 use crate::config::model::{CookieSettings, SameSite};
@@ -123,10 +124,11 @@ fn stale_parts<'a>(
 }
 
 /// The value stored by `set_chunked`, put back together; `None` when a part is missing.
-pub fn get_chunked(header: &str, name: &str) -> Option<String> {
+pub fn get_chunked<'a>(header: &'a str, name: &str) -> Option<Cow<'a, str>> {
     let first = get(header, name)?;
     let Some((count, part)) = first.split_once('.') else {
-        return Some(first.to_string());
+        // One cookie, the common case: read in place.
+        return Some(Cow::Borrowed(first));
     };
     let count: usize = count
         .parse()
@@ -136,7 +138,7 @@ pub fn get_chunked(header: &str, name: &str) -> Option<String> {
     for i in 1..count {
         value.push_str(get(header, &format!("{name}_{i}"))?);
     }
-    Some(value)
+    Some(Cow::Owned(value))
 }
 
 #[cfg(test)]

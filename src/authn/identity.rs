@@ -2,6 +2,7 @@
 //! `Authorization: Pomerium` token) read through the same seam as bearer tokens, refreshed with
 //! the provider when its tokens are about to expire.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -11,6 +12,7 @@ use super::session::SessionData;
 use super::{SignIn, cookies, unix_now};
 use crate::authz::identity::{IdentityError, IdentitySource, Session};
 use crate::authz::index::Index;
+use crate::authz::remembered::Remembered;
 use crate::authz::request::RequestView;
 use crate::authz::tokens::{IdpTokens, identity_from};
 use crate::config::model::Route;
@@ -44,12 +46,18 @@ impl IdentitySource for Credentials {
         }
         self.sessions.identify(request, index).await
     }
-}
 
-struct Opened {
-    session: Arc<Session>,
-    /// Unix seconds until which the entry may be used.
-    until: u64,
+    fn remembered(
+        &self,
+        request: &RequestView<'_>,
+        route: &Route,
+        index: &Index,
+    ) -> Option<Result<Option<Arc<Session>>, IdentityError>> {
+        match self.tokens.remembered(request, route, index)? {
+            Ok(None) => self.sessions.remembered(request, index),
+            known => Some(known),
+        }
+    }
 }
 
 /// The outcome of the last refresh of one session.
@@ -62,12 +70,12 @@ struct RefreshRecord {
 
 pub struct CookieSessions {
     oidc: Arc<OidcClient>,
-    opened: Mutex<HashMap<Box<str>, Opened>>,
+    opened: Remembered<Arc<Session>>,
     refreshes: Mutex<HashMap<String, Arc<tokio::sync::Mutex<RefreshRecord>>>>,
 }
 
 /// Where the sealed session of a request is, if anywhere.
-fn presented(request: &RequestView<'_>, sign_in: &SignIn) -> Option<String> {
+fn presented<'a>(request: &RequestView<'a>, sign_in: &SignIn) -> Option<Cow<'a, str>> {
     if let Some(token) = request
         .header("authorization")
         .and_then(|a| a.split_once(' '))
@@ -76,7 +84,7 @@ fn presented(request: &RequestView<'_>, sign_in: &SignIn) -> Option<String> {
         .or_else(|| request.header("x-pomerium-authorization").map(str::trim))
         .filter(|t| !t.is_empty())
     {
-        return Some(token.to_string());
+        return Some(Cow::Borrowed(token));
     }
     cookies::get_chunked(request.header("cookie")?, &sign_in.cookie_name)
 }
@@ -104,9 +112,22 @@ impl CookieSessions {
     pub fn new(oidc: Arc<OidcClient>) -> Self {
         CookieSessions {
             oidc,
-            opened: Mutex::default(),
+            opened: Remembered::new(MAX_CACHED),
             refreshes: Mutex::default(),
         }
+    }
+
+    /// The session when known without opening a cookie: none presented, or one opened lately.
+    fn remembered(
+        &self,
+        request: &RequestView<'_>,
+        index: &Index,
+    ) -> Option<Result<Option<Arc<Session>>, IdentityError>> {
+        let Some(sealed) = presented(request, &index.sign_in) else {
+            return Some(Ok(None));
+        };
+        let session = self.opened.find(&sealed, unix_now(), Arc::clone)?;
+        Some(Ok(Some(session)))
     }
 
     async fn identify(
@@ -119,14 +140,8 @@ impl CookieSessions {
             return Ok(None);
         };
         let now = unix_now();
-        if let Some(found) = self
-            .opened
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(sealed.as_str())
-            .filter(|o| o.until > now)
-        {
-            return Ok(Some(Arc::clone(&found.session)));
+        if let Some(session) = self.opened.find(&sealed, now, Arc::clone) {
+            return Ok(Some(session));
         }
         let data = SessionData::open(&sign_in.keys.session, &sign_in.cookie_name, &sealed)
             .map_err(|e| IdentityError::Invalid(format!("session cookie: {e}")))?;
@@ -143,15 +158,8 @@ impl CookieSessions {
         let until = (now + OPENED_FOR_SECS)
             .min(data.expires)
             .min(refresh_at.unwrap_or(u64::MAX));
-        let mut opened = self.opened.lock().unwrap_or_else(|p| p.into_inner());
-        bounded(&mut opened, |o| o.until > now);
-        opened.insert(
-            sealed.into_boxed_str(),
-            Opened {
-                session: Arc::clone(&session),
-                until,
-            },
-        );
+        self.opened
+            .insert(&sealed, Arc::clone(&session), until, now);
         Ok(Some(session))
     }
 

@@ -29,6 +29,18 @@ pub struct Session {
 /// Establishes who made a request, if anyone.
 #[tonic::async_trait]
 pub trait IdentitySource: Send + Sync + 'static {
+    /// The answer `identify` would give, when it is known without waiting: no credentials, or
+    /// ones already checked. `None`: call `identify`. Every Check asks this first, so a client
+    /// whose token or cookie is remembered costs no boxed future.
+    fn remembered(
+        &self,
+        _request: &RequestView<'_>,
+        _route: &Route,
+        _index: &Index,
+    ) -> Option<Result<Option<Arc<Session>>, IdentityError>> {
+        None
+    }
+
     /// `Ok(None)`: nobody is signed in. `Err`: credentials were presented but refused.
     async fn identify(
         &self,
@@ -43,6 +55,15 @@ pub struct Anonymous;
 
 #[tonic::async_trait]
 impl IdentitySource for Anonymous {
+    fn remembered(
+        &self,
+        _: &RequestView<'_>,
+        _: &Route,
+        _: &Index,
+    ) -> Option<Result<Option<Arc<Session>>, IdentityError>> {
+        Some(Ok(None))
+    }
+
     async fn identify(
         &self,
         _: &RequestView<'_>,

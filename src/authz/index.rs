@@ -4,11 +4,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use xxhash_rust::xxh3::Xxh3Builder;
+
 use super::assertion::Assertions;
 use super::signer::Signer;
 use crate::authn::SignIn;
 use crate::config::Model;
 use crate::config::model::Route;
+use crate::hashing::lookup_hasher;
 
 pub struct Index {
     pub model: Arc<Model>,
@@ -17,8 +20,8 @@ pub struct Index {
     pub assertions: Assertions,
     /// Keys, cookies and hosts of browser sign-in for this generation.
     pub sign_in: Arc<SignIn>,
-    /// Route id → (position in `model.routes`, checksum).
-    routes: HashMap<String, (usize, String)>,
+    /// Route id → (position in `model.routes`, checksum). Read once per Check.
+    routes: HashMap<String, (usize, String), Xxh3Builder>,
 }
 
 impl Index {
@@ -31,19 +34,15 @@ impl Index {
     pub fn reusing(model: Arc<Model>, signer: Arc<Signer>, previous: Option<&Index>) -> Self {
         let config_dir = model.config_dir();
         let previous = previous.filter(|p| p.model.file == model.file);
-        let routes = model
-            .routes
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let kept = previous.and_then(|p| {
-                    let (at, checksum) = p.routes.get(&r.id)?;
-                    Arc::ptr_eq(&p.model.routes[*at], r).then(|| checksum.clone())
-                });
-                let checksum = kept.unwrap_or_else(|| r.checksum(config_dir));
-                (r.id.clone(), (i, checksum))
-            })
-            .collect();
+        let mut routes = HashMap::with_capacity_and_hasher(model.routes.len(), lookup_hasher());
+        routes.extend(model.routes.iter().enumerate().map(|(i, r)| {
+            let kept = previous.and_then(|p| {
+                let (at, checksum) = p.routes.get(&r.id)?;
+                Arc::ptr_eq(&p.model.routes[*at], r).then(|| checksum.clone())
+            });
+            let checksum = kept.unwrap_or_else(|| r.checksum(config_dir));
+            (r.id.clone(), (i, checksum))
+        }));
         Index {
             sign_in: Arc::new(SignIn::new(&model)),
             model,

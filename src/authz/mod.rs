@@ -8,6 +8,7 @@ pub mod headers;
 pub mod identity;
 pub mod index;
 pub mod jwks;
+pub mod remembered;
 pub mod request;
 pub mod respond;
 pub mod server;

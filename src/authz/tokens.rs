@@ -11,8 +11,9 @@ use serde_json::{Map, Value};
 use super::identity::{IdentityError, IdentitySource, Session};
 use super::index::Index;
 use super::jwks::Provider;
+use super::remembered::Remembered;
 use super::request::RequestView;
-use crate::config::model::{BearerTokenFormat, Route};
+use crate::config::model::{BearerTokenFormat, IdentityProvider, Route};
 use crate::policy::eval::Identity;
 
 /// Clock difference tolerated on `exp` and `nbf`.
@@ -41,16 +42,29 @@ const MAX_VERIFIED: usize = 16_384;
 pub struct IdpTokens {
     http: reqwest::Client,
     providers: Mutex<HashMap<String, Arc<Provider>>>,
-    verified: Mutex<HashMap<Box<str>, Verified>>,
+    verified: Remembered<Verified>,
 }
 
 /// A token that passed verification, and for whom.
 struct Verified {
-    /// Issuer URL, client id and bearer format it was verified for.
-    scope: String,
+    scope: Scope,
     session: Arc<Session>,
-    /// Unix seconds after which it must be verified again.
-    until: u64,
+}
+
+/// What a token was verified for: an issuer, a client and a bearer format. Another of any of
+/// the three (a config edit) means verifying again.
+#[derive(PartialEq, Eq)]
+struct Scope {
+    issuer: String,
+    client_id: String,
+    format: BearerTokenFormat,
+}
+
+impl Scope {
+    /// Compared field by field: building a `Scope` per request would cost two allocations.
+    fn is(&self, idp: &IdentityProvider, format: BearerTokenFormat) -> bool {
+        self.format == format && self.issuer == idp.url && self.client_id == idp.client_id
+    }
 }
 
 fn unix_now() -> u64 {
@@ -60,22 +74,56 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// The answer `IdpTokens` gives without waiting, or the token it must verify first and the
+/// provider whose keys verify it.
+enum Lookup<'a, 'i> {
+    Known(Result<Option<Arc<Session>>, IdentityError>),
+    Unverified {
+        token: &'a str,
+        idp: &'i IdentityProvider,
+    },
+}
+
 impl IdpTokens {
     pub fn new(http: reqwest::Client) -> Self {
         IdpTokens {
             http,
             providers: Mutex::default(),
-            verified: Mutex::default(),
+            verified: Remembered::new(MAX_VERIFIED),
         }
     }
 
-    fn remembered(&self, token: &str, scope: &str) -> Option<Arc<Session>> {
-        let verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = verified.get(token)?;
-        (entry.scope == scope && entry.until > unix_now()).then(|| Arc::clone(&entry.session))
+    fn lookup<'a, 'i>(
+        &self,
+        request: &RequestView<'a>,
+        route: &Route,
+        index: &'i Index,
+    ) -> Lookup<'a, 'i> {
+        let format = route.bearer_token_format;
+        if !matches!(
+            format,
+            BearerTokenFormat::IdpIdentityToken | BearerTokenFormat::IdpAccessToken
+        ) {
+            return Lookup::Known(Ok(None));
+        }
+        let Some(token) = bearer(request) else {
+            return Lookup::Known(Ok(None));
+        };
+        let Some(idp) = &index.model.global.idp else {
+            return Lookup::Known(Err(IdentityError::Invalid(
+                "no identity provider is configured".into(),
+            )));
+        };
+        let known = self.verified.find(token, unix_now(), |v| {
+            v.scope.is(idp, format).then(|| Arc::clone(&v.session))
+        });
+        match known.flatten() {
+            Some(session) => Lookup::Known(Ok(Some(session))),
+            None => Lookup::Unverified { token, idp },
+        }
     }
 
-    fn remember(&self, token: &str, scope: String, session: &Arc<Session>) {
+    fn remember(&self, token: &str, scope: Scope, session: &Arc<Session>) {
         let now = unix_now();
         let exp = session
             .identity
@@ -84,21 +132,9 @@ impl IdpTokens {
             .and_then(Value::as_u64)
             .unwrap_or(now);
         let until = exp.min(now + VERIFIED_FOR.as_secs());
-        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
-        if verified.len() >= MAX_VERIFIED {
-            verified.retain(|_, v| v.until > now);
-            if verified.len() >= MAX_VERIFIED {
-                verified.clear();
-            }
-        }
-        verified.insert(
-            token.into(),
-            Verified {
-                scope,
-                session: Arc::clone(session),
-                until,
-            },
-        );
+        let session = Arc::clone(session);
+        self.verified
+            .insert(token, Verified { scope, session }, until, now);
     }
 
     pub fn provider(&self, url: &str) -> Arc<Provider> {
@@ -123,32 +159,29 @@ pub fn bearer<'a>(request: &RequestView<'a>) -> Option<&'a str> {
 
 #[tonic::async_trait]
 impl IdentitySource for IdpTokens {
+    fn remembered(
+        &self,
+        request: &RequestView<'_>,
+        route: &Route,
+        index: &Index,
+    ) -> Option<Result<Option<Arc<Session>>, IdentityError>> {
+        match self.lookup(request, route, index) {
+            Lookup::Known(answer) => Some(answer),
+            Lookup::Unverified { .. } => None,
+        }
+    }
+
     async fn identify(
         &self,
         request: &RequestView<'_>,
         route: &Route,
         index: &Index,
     ) -> Result<Option<Arc<Session>>, IdentityError> {
-        let global = &index.model.global;
+        let (token, idp) = match self.lookup(request, route, index) {
+            Lookup::Known(answer) => return answer,
+            Lookup::Unverified { token, idp } => (token, idp),
+        };
         let format = route.bearer_token_format;
-        if !matches!(
-            format,
-            BearerTokenFormat::IdpIdentityToken | BearerTokenFormat::IdpAccessToken
-        ) {
-            return Ok(None);
-        }
-        let Some(token) = bearer(request) else {
-            return Ok(None);
-        };
-        let Some(idp) = &global.idp else {
-            return Err(IdentityError::Invalid(
-                "no identity provider is configured".into(),
-            ));
-        };
-        let scope = format!("{}\n{}\n{format:?}", idp.url, idp.client_id);
-        if let Some(session) = self.remembered(token, &scope) {
-            return Ok(Some(session));
-        }
         let provider = self.provider(&idp.url);
         let claims = verify(token, &provider, &idp.client_id).await?;
         let identity = identity_from(claims)?;
@@ -162,6 +195,11 @@ impl IdentitySource for IdpTokens {
             id_token,
             set_cookies: Vec::new(),
         });
+        let scope = Scope {
+            issuer: idp.url.clone(),
+            client_id: idp.client_id.clone(),
+            format,
+        };
         self.remember(token, scope, &session);
         Ok(Some(session))
     }
