@@ -715,10 +715,13 @@ fn main() {
         runtime.block_on(serve_allow_all(listener));
         return;
     }
-    // sluice's runtime on one thread for part 1; per-request debug logs off.
+    // sluice's runtime on one thread for part 1; per-request debug logs off (info keeps the
+    // decision line, as in production). A `SLUICE_LOG` already set wins, for A/B runs.
     unsafe {
         std::env::set_var("TOKIO_WORKER_THREADS", "1");
-        std::env::set_var("SLUICE_LOG", "sluice=info");
+        if std::env::var_os("SLUICE_LOG").is_none() {
+            std::env::set_var("SLUICE_LOG", "sluice=info");
+        }
     }
     let idp = Idp::start();
     let upstream = Upstream::start("bench");

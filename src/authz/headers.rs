@@ -93,9 +93,9 @@ pub fn for_allowed(
             .to_string()
     };
     if route.pass_identity_headers {
-        set.push(header(ASSERTION, &jwt()));
+        set.push(header(ASSERTION, jwt()));
         for (name, claim) in &global.jwt_claims_headers {
-            set.push(header(name, &claim_text(claim, claims(), session)));
+            set.push(header(name, claim_text(claim, claims(), session)));
         }
         // Only sluice says who the caller is; a chained assertion from the client is dropped.
         remove.push(ASSERTION_FOR.to_string());
@@ -105,13 +105,13 @@ pub fn for_allowed(
         // Consistent hashing keeps one user on one upstream.
         set.push(header(
             "x-pomerium-routing-key",
-            &crate::hashing::content_hash(&s.identity.user_id),
+            crate::hashing::content_hash(&s.identity.user_id),
         ));
     }
     for (name, template) in route.set_request_headers.iter() {
         set.push(header(
             name,
-            &render(template, request, session, &mut jwt, cert),
+            render(template, request, session, &mut jwt, cert),
         ));
     }
     (set, remove)

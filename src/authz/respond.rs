@@ -16,11 +16,13 @@ const GRPC_OK: i32 = 0;
 const GRPC_PERMISSION_DENIED: i32 = 7;
 const GRPC_UNAUTHENTICATED: i32 = 16;
 
-pub fn header(name: &str, value: &str) -> HeaderValueOption {
+/// A header to set. The value is taken as it is when it is owned already (an assertion, a
+/// rendered template): a Check's values are copied into the response once, not twice.
+pub fn header(name: &str, value: impl Into<String>) -> HeaderValueOption {
     HeaderValueOption {
         header: Some(HeaderValue {
             key: name.to_string(),
-            value: value.to_string(),
+            value: value.into(),
             ..Default::default()
         }),
         append_action: HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
@@ -229,7 +231,7 @@ pub fn refuse(decided: &Decided, request: &RequestView<'_>, index: &Index) -> Ch
             GRPC_UNAUTHENTICATED,
             302,
             vec![
-                header("location", &sign_in_url(index, request)),
+                header("location", sign_in_url(index, request)),
                 header("cache-control", "no-store"),
             ],
             String::new(),
@@ -249,7 +251,7 @@ pub fn refuse(decided: &Decided, request: &RequestView<'_>, index: &Index) -> Ch
             denied(
                 GRPC_UNAUTHENTICATED,
                 401,
-                with_type(content_type, vec![header("www-authenticate", &realm)]),
+                with_type(content_type, vec![header("www-authenticate", realm)]),
                 text,
             )
         }

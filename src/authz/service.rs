@@ -10,7 +10,7 @@ use envoy_types::ext_authz::v3::pb::{CheckResponse, HttpResponse};
 use tracing::{Level, debug, warn};
 
 use super::decide::{Decision, decide};
-use super::identity::{IdentitySource, Session};
+use super::identity::{IdentityError, IdentitySource, Session};
 use super::index::{Index, IndexSource};
 use super::request::RequestView;
 use super::wire::CheckRequest;
@@ -72,7 +72,8 @@ impl AuthzCounters {
 struct Answered<'a> {
     /// Outcome and reasons, as the metrics label them.
     labels: DecisionLabels,
-    route: Option<&'a Route>,
+    /// The route and its checksum, as found in the index.
+    route: Option<(&'a Route, &'a str)>,
     session: Option<Arc<Session>>,
 }
 
@@ -101,6 +102,20 @@ impl AuthzService {
         response
     }
 
+    /// Who made the request: a remembered credential answers at once, anything else is
+    /// checked (and may wait on the identity provider).
+    async fn identify(
+        &self,
+        view: &RequestView<'_>,
+        route: &Route,
+        index: &Index,
+    ) -> Result<Option<Arc<Session>>, IdentityError> {
+        match self.identities.remembered(view, route, index) {
+            Some(known) => known,
+            None => self.identities.identify(view, route, index).await,
+        }
+    }
+
     async fn answer<'a>(
         &self,
         view: &RequestView<'_>,
@@ -124,7 +139,7 @@ impl AuthzService {
         }
         let route = found.map(|(r, _)| r);
         let session = match route {
-            Some(route) => match self.identities.identify(view, route, index).await {
+            Some(route) => match self.identify(view, route, index).await {
                 Ok(session) => session,
                 Err(e) => {
                     // Refused credentials count as nobody: the policy then asks for sign-in or
@@ -161,7 +176,7 @@ impl AuthzService {
                 outcome,
                 reason: reasons,
             },
-            route,
+            route: found,
             session,
         };
         match (&decided.decision, route) {
@@ -245,17 +260,12 @@ fn log_decision(
     }
     let pick = |f: F, value| keep(on(f), value);
     let identity = answered.session.as_deref().map(|s| &s.identity);
-    let route = answered.route;
-    let from = route.filter(|_| on(F::RouteId)).map(|r| {
-        let f = &r.from;
-        match f.port {
-            Some(port) => format!("{}://{}:{port}", f.scheme, f.host),
-            None => format!("{}://{}", f.scheme, f.host),
-        }
-    });
-    let route_checksum = route
+    let route = answered.route.map(|(r, _)| r);
+    // Written into the line as it is formatted: no String per Check.
+    let from = route.filter(|_| on(F::RouteId)).map(|r| &r.from);
+    let route_checksum = answered
+        .route
         .filter(|_| on(F::RouteChecksum))
-        .and_then(|r| index.route(&r.id))
         .map(|(_, checksum)| checksum);
     let query = view
         .raw_path
@@ -263,10 +273,7 @@ fn log_decision(
         .map(|(_, q)| q.split('#').next().unwrap_or(""))
         .and_then(|q| pick(F::Query, q));
     let headers = logged_headers(view, fields);
-    let ip = view
-        .source_ip
-        .filter(|_| on(F::Ip))
-        .map(|ip| ip.to_string());
+    let ip = view.source_ip.filter(|_| on(F::Ip));
     fn text(value: Option<&str>) -> Option<FieldValue<'_>> {
         value.map(FieldValue::Str)
     }
@@ -284,7 +291,7 @@ fn log_decision(
         ("host", text(pick(F::Host, view.host))),
         ("path", text(pick(F::Path, &view.path))),
         ("query", text(query)),
-        ("ip", ip.as_deref().map(FieldValue::Str)),
+        ("ip", ip.as_ref().map(|ip| FieldValue::Display(ip))),
         (
             "user",
             text(identity.and_then(|i| pick(F::User, &i.user_id))),
@@ -301,7 +308,7 @@ fn log_decision(
             "route-id",
             text(route.and_then(|r| pick(F::RouteId, &r.id))),
         ),
-        ("from", from.as_deref().map(FieldValue::Str)),
+        ("from", from.map(|f| FieldValue::Display(f))),
         ("route-checksum", route_checksum.map(FieldValue::Str)),
         (
             "envoy-route-id",

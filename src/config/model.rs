@@ -322,6 +322,17 @@ pub struct FromUrl {
     pub port: Option<u16>,
 }
 
+/// `https://app.example.com`, with `:port` when one was given.
+impl std::fmt::Display for FromUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://{}", self.scheme, self.host)?;
+        match self.port {
+            Some(port) => write!(f, ":{port}"),
+            None => Ok(()),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum PathMatch {
@@ -550,10 +561,7 @@ impl Route {
     pub fn label(&self) -> String {
         match &self.name {
             Some(n) => n.clone(),
-            None => {
-                let port = self.from.port.map(|p| format!(":{p}")).unwrap_or_default();
-                format!("{}://{}{}", self.from.scheme, self.from.host, port)
-            }
+            None => self.from.to_string(),
         }
     }
 }

@@ -54,6 +54,7 @@ impl fmt::Display for Pretty<'_, '_> {
             match value {
                 Some(FieldValue::Str(text)) => write!(f, " {name}={text:?}")?,
                 Some(FieldValue::U64(n)) => write!(f, " {name}={n}")?,
+                Some(FieldValue::Display(shown)) => write!(f, " {name}={:?}", shown.to_string())?,
                 None => {}
             }
         }
