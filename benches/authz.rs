@@ -17,6 +17,8 @@
 #[path = "../tests/integration/common/mod.rs"]
 #[allow(dead_code)]
 mod common;
+#[path = "fixtures/authz.rs"]
+mod fixture;
 
 use std::process::Command;
 use std::sync::Arc;
@@ -30,175 +32,12 @@ use common::upstream::Upstream;
 use envoy_types::ext_authz::v3::pb::CheckRequest;
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
-use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, attribute_context};
+use fixture::{Credential, ROUTES, USERS, config, requests, route_ids};
 use serde_json::Value;
 
-const ROUTES: usize = 1_000;
-const USERS: usize = 200;
 const WARM_UP: Duration = Duration::from_secs(1);
 const MEASURE: Duration = Duration::from_secs(5);
 const CONCURRENCY: &[usize] = &[1, 2, 4, 8, 16, 32];
-/// The session cookies' key (32 bytes, base64): the bench seals the cookies itself.
-const COOKIE_SECRET: &str = "Y29va2llLXNlY3JldC1mb3ItdGhlLWJlbmNoLTMyISE=";
-
-/// How the users present themselves in part 1.
-#[derive(Clone, Copy, PartialEq)]
-enum Credential {
-    Bearer,
-    Cookie,
-}
-
-fn config(ports: &Ports, idp: &Idp, upstream: u16) -> String {
-    let mut out = format!(
-        "{}{}cookie_secret: {COOKIE_SECRET}\nbearer_token_format: idp_identity_token\njwt_claims_headers: [email, groups]\nroutes:\n",
-        ports.globals(),
-        idp.config()
-    );
-    for i in 0..ROUTES {
-        out.push_str(&format!(
-            "  - from: http://app{}.example.com\n    prefix: {}\n    to: http://127.0.0.1:{upstream}\n",
-            i / 4,
-            ["/api/", "/events", "/admin/", "/"][i % 4]
-        ));
-        match i % 5 {
-            0 => out.push_str("    allowed_domains: [example.com]\n    allowed_users: [ops@partner.org]\n    pass_identity_headers: true\n"),
-            1 => out.push_str("    policy:\n      allow:\n        and:\n          - email: {ends_with: '@example.com'}\n          - groups: {has: engineering}\n      deny:\n        or:\n          - http_path: {starts_with: /api/internal}\n    pass_identity_headers: true\n"),
-            2 => out.push_str("    allow_any_authenticated_user: true\n    set_request_headers:\n      X-Team: platform\n      X-Token: ${pomerium.id_token}\n"),
-            3 => out.push_str("    allowed_idp_claims:\n      department: [sales, engineering]\n    pass_identity_headers: true\n"),
-            _ => out.push_str("    policy:\n      - allow:\n          or:\n            - claim/level: {is: senior}\n            - groups: {has: admins}\n      - deny:\n          or:\n            - http_method: {is: DELETE}\n"),
-        }
-    }
-    out
-}
-
-/// Route ids by `(host, prefix)`, from sluice's IR for the config.
-fn route_ids(config: &std::path::Path) -> Vec<(String, String)> {
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["render", "--ir", "--format", "json", "-c"])
-        .arg(config)
-        .output()
-        .expect("sluice render --ir");
-    let ir: Value = serde_json::from_slice(&out.stdout).expect("IR as JSON");
-    let mut ids = Vec::new();
-    for rc in ir["route_configs"].as_array().unwrap() {
-        for vhost in rc["virtual_hosts"].as_array().unwrap() {
-            let host = vhost["domains"][0].as_str().unwrap_or("").to_string();
-            for route in vhost["routes"].as_array().unwrap() {
-                if let Some(id) = route["config_route"].as_str()
-                    && !ids.iter().any(|(_, i)| i == id)
-                {
-                    ids.push((host.clone(), id.to_string()));
-                }
-            }
-        }
-    }
-    ids
-}
-
-/// Checks Envoy would send: real headers, a user's token, the route's context extensions.
-/// A session cookie as sluice's sign-in sets it, for a user whose ID token is `id_token`.
-fn session_cookie(id_token: &str) -> String {
-    let keys = sluice::authn::Keys::new(
-        Some(&sluice::config::secret::Secret::new(COOKIE_SECRET)),
-        None,
-        false,
-    );
-    let now = sluice::authn::unix_now();
-    let session = sluice::authn::session::SessionData {
-        sid: sluice::authn::keys::random_token(16),
-        id_token: Some(id_token.to_string()),
-        extra_claims: Default::default(),
-        access_token: Some(sluice::authn::keys::random_token(32)),
-        refresh_token: Some(sluice::authn::keys::random_token(32)),
-        tokens_expire: Some(now + 3600),
-        issued: now,
-        expires: now + 14 * 3600,
-    };
-    format!(
-        "_pomerium={}; _ga=GA1.2.1234567890.1234567890",
-        session.seal(&keys.session, "_pomerium")
-    )
-}
-
-fn requests(idp: &Idp, routes: &[(String, String)], credential: Credential) -> Vec<CheckRequest> {
-    let departments = ["sales", "engineering", "support", "legal"];
-    let tokens: Vec<String> = (0..USERS)
-        .map(|u| {
-            let domain = if u % 7 == 0 {
-                "partner.org"
-            } else {
-                "example.com"
-            };
-            let mut claims = idp.claims(
-                &format!("user-{u}"),
-                &format!("user{u}@{domain}"),
-                &[
-                    ["engineering", "admins", "sales", "support"][u % 4],
-                    "everyone",
-                ],
-            );
-            claims["department"] = departments[u % 4].into();
-            claims["level"] = (if u % 3 == 0 { "senior" } else { "junior" }).into();
-            idp.key(if u % 2 == 0 { "es-1" } else { "rs-1" })
-                .sign(&claims)
-        })
-        .collect();
-    let cookies: Vec<String> = match credential {
-        Credential::Cookie => tokens.iter().map(|t| session_cookie(t)).collect(),
-        Credential::Bearer => Vec::new(),
-    };
-    (0..4096)
-        .map(|n| {
-            let (host, id) = &routes[(n * 7919) % routes.len()];
-            let mut headers: std::collections::HashMap<String, String> = [
-                (":authority", host.as_str()),
-                (":method", "GET"),
-                (":path", "/api/items?page=2"),
-                (":scheme", "https"),
-                ("accept", "application/json"),
-                ("user-agent", "Mozilla/5.0 (X11; Linux x86_64) bench"),
-                ("x-forwarded-proto", "https"),
-                ("x-request-id", "0f7c2b8e-9a41-4c52-8d1e-3b6f0a9c7e21"),
-                ("accept-encoding", "gzip, deflate, br"),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-            if n % 10 != 0 {
-                let token = &tokens[(n * 31) % USERS];
-                match credential {
-                    Credential::Bearer => {
-                        headers.insert("authorization".into(), format!("Bearer {token}"));
-                    }
-                    Credential::Cookie => {
-                        headers.insert("cookie".into(), cookies[(n * 31) % USERS].clone());
-                    }
-                }
-            }
-            CheckRequest {
-                attributes: Some(AttributeContext {
-                    request: Some(attribute_context::Request {
-                        http: Some(attribute_context::HttpRequest {
-                            id: n.to_string(),
-                            method: "GET".into(),
-                            host: host.clone(),
-                            path: "/api/items?page=2".into(),
-                            scheme: "https".into(),
-                            protocol: "HTTP/1.1".into(),
-                            headers,
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    }),
-                    context_extensions: [("route_id".to_string(), id.clone())]
-                        .into_iter()
-                        .collect(),
-                    ..Default::default()
-                }),
-            }
-        })
-        .collect()
-}
 
 struct Run {
     latencies_us: Vec<u32>,
