@@ -19,10 +19,11 @@ pub fn content_hash_u64(value: &impl Hash) -> u64 {
 }
 
 /// The hasher of in-memory maps that the Check path reads with long string keys (route ids,
-/// tokens, cookies): xxh3 with a per-process random seed. std's SipHash was 1–2 % of the core
-/// answering Checks in a profile. Use it only for maps whose entries the caller of a lookup
-/// cannot choose (the config's routes, credentials that passed their check): unlike SipHash,
-/// xxh3 makes no promise against keys built to collide.
+/// tokens, cookies): xxh3 with a per-process random seed. In a profile of the core answering
+/// Checks, std's SipHash was 0.42 % with only the route index left on it, 0.17 % once that
+/// moved too (the rest is outside these maps). Use it only for maps whose entries the caller
+/// of a lookup cannot choose (the config's routes, credentials that passed their check):
+/// unlike SipHash, xxh3 makes no promise against keys built to collide.
 pub fn lookup_hasher() -> Xxh3Builder {
     Xxh3Builder::new().with_seed(OsRng.next_u64())
 }

@@ -53,7 +53,6 @@ struct Verified {
 
 /// What a token was verified for: an issuer, a client and a bearer format. Another of any of
 /// the three (a config edit) means verifying again.
-#[derive(PartialEq, Eq)]
 struct Scope {
     issuer: String,
     client_id: String,
