@@ -2,14 +2,15 @@
 //! routes with realistic policies and IdP-signed bearer tokens from 200 users (target: p99
 //! under 1 ms), loaded by a gRPC client on the other core. Part 2: requests/s through one Envoy
 //! with ext_authz on and off, same Envoy, same run (target ratio ≥ 0.6), loaded by wrk.
-//! Part 3: the same Envoy routes with a Check service that allows at once without looking, the
-//! ceiling any ext_authz service can reach here. Both Envoys stay up and parts 2 and 3 run in
+//! Part 3: the same Envoy routes with a Check service that allows at once without looking, on
+//! the same HTTP/2 stack as sluice: the ceiling an ext_authz service can reach here. Both Envoys stay up and parts 2 and 3 run in
 //! turn, round after round: this host drifts more between minutes than builds differ.
 //! Part 1 runs twice on the same sluice: the users sign in with bearer tokens, then with the
 //! sealed session cookies browser sign-in sets (target: within 10 % of the bearer figures).
-//! Then the same client, requests and pinning against the do-nothing Check service in a child
-//! process: the floor of part 1 (tonic's HTTP/2 stack, the sockets, the client itself), so
-//! sluice's p99 is printed beside what no policy work at all costs on this machine today.
+//! Then the same client, requests and pinning against a do-nothing Check service in a child
+//! process, on h2 driven directly as sluice serves Checks and on tonic: the floor of part 1
+//! (the HTTP/2 stack, the sockets, the client itself), so sluice's p99 is printed beside what
+//! no policy work at all costs on this machine today.
 //! Run with `cargo bench --bench authz` (Envoy: `bash scripts/install-envoy.sh`; wrk: Debian's
 //! `wrk`, installed by `bash scripts/install-bench-tools.sh`). `SKIP_CHECK_LATENCY=1` runs
 //! parts 2 and 3 only, `SKIP_ENVOY_RATIO=1` part 1 only.
@@ -181,7 +182,7 @@ fn check_latency(idp: &Idp, upstream: &Upstream) {
         &runtime,
         Arc::new(requests(idp, &routes, Credential::Bearer)),
     );
-    println!("  sluice (bearer tokens) beside the floor, same client, same run:");
+    println!("  sluice (bearer tokens) beside the h2 floor, same client, same run:");
     for ((c, b50, b99), (_, f50, f99)) in p99s[0].iter().zip(&floor) {
         println!(
             "  {c:>11} in flight: p50 {b50:.3} vs {f50:.3} ms, p99 {b99:.3} vs {f99:.3} ms (sluice adds {:.3} ms at p99)",
@@ -261,26 +262,62 @@ fn latency_table(
     figures
 }
 
-/// The environment variable that turns this bench binary into part 1's floor server.
+/// The environment variables that turn this bench binary into part 1's floor server, and
+/// pick its HTTP/2 stack.
 const FLOOR_PORT_ENV: &str = "AUTHZ_BENCH_FLOOR_PORT";
+const FLOOR_STACK_ENV: &str = "AUTHZ_BENCH_FLOOR_STACK";
 
-/// Part 1 against `AllowAll` in a child process on sluice's core, same client and requests.
+/// The two stacks a do-nothing Check service is measured on: h2 driven directly, answering in
+/// the connection's task (how sluice serves Checks, and the ceiling's service in parts 2 and
+/// 3), and tonic on hyper (how sluice served them before 2026-12-08).
+#[derive(Clone, Copy, PartialEq)]
+enum Stack {
+    H2,
+    Tonic,
+}
+
+impl Stack {
+    fn name(self) -> &'static str {
+        match self {
+            Stack::H2 => "h2",
+            Stack::Tonic => "tonic",
+        }
+    }
+}
+
+/// Part 1 against a do-nothing Check service in a child process on sluice's core, same client
+/// and requests, on each stack; returns the h2 stack's figures.
 fn floor_latency(
     runtime: &tokio::runtime::Runtime,
     requests: Arc<Vec<CheckRequest>>,
+) -> Vec<(usize, f64, f64)> {
+    let h2 = floor_latency_on(runtime, Arc::clone(&requests), Stack::H2);
+    floor_latency_on(runtime, requests, Stack::Tonic);
+    h2
+}
+
+fn floor_latency_on(
+    runtime: &tokio::runtime::Runtime,
+    requests: Arc<Vec<CheckRequest>>,
+    stack: Stack,
 ) -> Vec<(usize, f64, f64)> {
     let port = common::process::free_port();
     let dir = tempfile::tempdir().unwrap();
     let mut command = Command::new(std::env::current_exe().expect("the bench binary"));
     command.env(FLOOR_PORT_ENV, port.to_string());
+    command.env(FLOOR_STACK_ENV, stack.name());
     let floor = common::process::Guard::spawn("floor", command, &dir.path().join("floor.log"));
     pin(floor.pid(), 0);
     let up = poll(Duration::from_secs(10), || {
         std::net::TcpStream::connect(("127.0.0.1", port)).ok()
     });
     assert!(up.is_some(), "the floor Check service never listened");
+    let how = match stack {
+        Stack::H2 => "h2 driven directly, as sluice serves Checks",
+        Stack::Tonic => "tonic on hyper, as sluice before 2026-12-08",
+    };
     println!(
-        "Check latency floor: a Check service that allows at once (tonic, one worker thread, pinned to the same core), same client and bearer requests:"
+        "Check latency floor: a Check service that allows at once ({how}; one worker thread, pinned to the same core), same client and bearer requests:"
     );
     latency_table(
         runtime,
@@ -362,8 +399,9 @@ impl envoy_types::ext_authz::v3::pb::Authorization for AllowAll {
 }
 
 /// The same listener and routes from `sluice render` in a static Envoy, with ext_authz pointed
-/// at `AllowAll` on a one-worker runtime of this process: the ceiling. Kept up beside sluice's
-/// Envoy so the two are measured in alternating runs, minutes of host drift apart no more.
+/// at the do-nothing Check service on sluice's HTTP/2 stack (`allow_all_h2`) on a one-worker
+/// runtime of this process: the ceiling. Kept up beside sluice's Envoy so the two are measured
+/// in alternating runs, minutes of host drift apart no more.
 struct Ceiling {
     envoy: Envoy,
     listener: u16,
@@ -375,7 +413,7 @@ impl Ceiling {
     fn start(idp: &Idp, upstream: &Upstream, concurrency: usize) -> Self {
         let ports = Ports::new();
         let (runtime, listener) = common::one_worker_listener(ports.grpc);
-        runtime.spawn(serve_allow_all(listener));
+        runtime.spawn(allow_all_h2::serve(listener));
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("config.yaml");
         std::fs::write(&file, ratio_config(&ports, idp, upstream)).unwrap();
@@ -551,7 +589,11 @@ fn envoy_ratio(idp: &Idp, upstream: &Upstream) {
 fn main() {
     if let Ok(port) = std::env::var(FLOOR_PORT_ENV) {
         let (runtime, listener) = common::one_worker_listener(port.parse().expect("a port"));
-        runtime.block_on(serve_allow_all(listener));
+        if std::env::var(FLOOR_STACK_ENV).as_deref() == Ok(Stack::H2.name()) {
+            runtime.block_on(allow_all_h2::serve(listener));
+        } else {
+            runtime.block_on(serve_allow_all(listener));
+        }
         return;
     }
     // sluice's runtime on one thread for part 1; per-request debug logs off (info keeps the
@@ -572,4 +614,77 @@ fn main() {
     }
     unsafe { std::env::remove_var("TOKIO_WORKER_THREADS") };
     envoy_ratio(&idp, &upstream);
+}
+
+/// The do-nothing Check service on h2 directly: each connection's streams are answered in its
+/// own task, with the one encoded allow answer made at start.
+mod allow_all_h2 {
+    use bytes::{BufMut, Bytes, BytesMut};
+    use futures_util::StreamExt;
+    use futures_util::stream::FuturesUnordered;
+    use http::{HeaderMap, HeaderValue, Response};
+    use prost::Message;
+
+    pub async fn serve(listener: tokio::net::TcpListener) {
+        let answer = allow_answer();
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            tcp.set_nodelay(true).expect("TCP_NODELAY");
+            tokio::spawn(connection(tcp, answer.clone()));
+        }
+    }
+
+    fn allow_answer() -> Bytes {
+        let message = envoy_types::ext_authz::v3::pb::CheckResponse {
+            status: Some(Default::default()),
+            http_response: Some(super::HttpResponse::OkResponse(Default::default())),
+            ..Default::default()
+        };
+        let mut framed = BytesMut::new();
+        framed.put_u8(0);
+        framed.put_u32(message.encoded_len() as u32);
+        message.encode(&mut framed).unwrap();
+        framed.freeze()
+    }
+
+    async fn connection(tcp: tokio::net::TcpStream, answer: Bytes) {
+        let Ok(mut connection) = h2::server::Builder::new()
+            .max_concurrent_streams(65_536)
+            .handshake::<_, Bytes>(tcp)
+            .await
+        else {
+            return;
+        };
+        let mut streams = FuturesUnordered::new();
+        loop {
+            tokio::select! {
+                biased;
+                Some(()) = streams.next(), if !streams.is_empty() => {}
+                accepted = connection.accept() => {
+                    let Some(Ok((request, mut respond))) = accepted else {
+                        return;
+                    };
+                    let answer = answer.clone();
+                    streams.push(async move {
+                        let mut body = request.into_body();
+                        while let Some(Ok(data)) = body.data().await {
+                            let _ = body.flow_control().release_capacity(data.len());
+                        }
+                        let mut head = Response::new(());
+                        head.headers_mut()
+                            .insert("content-type", HeaderValue::from_static("application/grpc"));
+                        let Ok(mut stream) = respond.send_response(head, false) else {
+                            return;
+                        };
+                        let _ = stream.send_data(answer, false);
+                        let mut trailers = HeaderMap::new();
+                        trailers.insert("grpc-status", HeaderValue::from_static("0"));
+                        let _ = stream.send_trailers(trailers);
+                    });
+                }
+            }
+        }
+    }
 }

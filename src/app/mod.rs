@@ -2,8 +2,9 @@
 //! endpoints on `grpc_address`, metrics on `metrics_address`, reload on change, run (or not)
 //! the managed Envoy, drain and stop on signal.
 
-mod dispatch;
+mod connection;
 pub mod envoy;
+mod h2_body;
 pub mod health;
 pub mod http;
 mod probe;
@@ -28,7 +29,6 @@ use self::translate::Translator;
 use crate::authn;
 use crate::authn::identity::{CookieSessions, Credentials};
 use crate::authn::oidc::OidcClient;
-use crate::authz::server::CheckServer;
 use crate::authz::signer::Signer;
 use crate::authz::tokens::IdpTokens;
 use crate::authz::{AuthzCounters, AuthzService, IndexSource};
@@ -107,8 +107,8 @@ pub async fn serve(
         .merge(http::router(endpoints.clone()))
         .merge(health::router(health.clone()))
         .merge(authn::handlers::router(sign_in));
-    let app = dispatch::Dispatch {
-        authz: CheckServer::new(authz),
+    let services = connection::Services {
+        authz: Arc::new(authz),
         rest,
     };
 
@@ -135,7 +135,7 @@ pub async fn serve(
     tokio::spawn(watching);
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = serve::serve(listener, app, async move {
+    let server = serve::serve(listener, services, async move {
         let _ = stop_rx.await;
     });
     let server = tokio::spawn(server);

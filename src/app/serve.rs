@@ -1,35 +1,34 @@
-//! The accept loop of sluice's gRPC port: HTTP/1.1 and HTTP/2 on one port, TCP_NODELAY, an
-//! HTTP/2 stream limit sized for Envoy's ext_authz bursts, and a graceful stop.
+//! The accept loop of sluice's gRPC port: HTTP/2 (ADS, ext_authz, everything Envoy sends)
+//! and HTTP/1.1 (status and health for curl) on one port, told apart by the HTTP/2 preface;
+//! TCP_NODELAY; and a graceful stop.
 
 use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
-use tracing::warn;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, warn};
 
-use super::dispatch::Dispatch;
-
-/// Concurrent streams one HTTP/2 connection may carry. Envoy sends every ext_authz check of a
-/// worker over one connection, so a burst of stream opens (thousands of SSE clients after a
-/// restart) is that many concurrent Checks. hyper's default of 200 made the server refuse the
-/// rest, and Envoy answered those requests 503.
-pub const MAX_CONCURRENT_STREAMS: u32 = 65_536;
+use super::connection::{self, Services};
 
 /// After a failed accept (out of descriptors, say), wait this long instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
-/// Serves `app` on `listener` until `stop` completes, then lets open connections finish
+/// The first bytes of every HTTP/2 connection with prior knowledge (RFC 9113 §3.4).
+const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Serves `services` on `listener` until `stop` completes, then lets open connections finish
 /// (the caller bounds how long).
-pub async fn serve(listener: TcpListener, app: Dispatch, stop: impl Future<Output = ()>) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http2()
-        .max_concurrent_streams(MAX_CONCURRENT_STREAMS);
-    let graceful = GracefulShutdown::new();
+pub async fn serve(listener: TcpListener, services: Services, stop: impl Future<Output = ()>) {
+    let (stopping, stop_rx) = watch::channel(false);
+    // Every connection's task holds a sender; `recv` ends once the last has finished.
+    let (alive, mut all_done) = mpsc::channel::<()>(1);
     tokio::pin!(stop);
     loop {
         let tcp = tokio::select! {
@@ -48,15 +47,127 @@ pub async fn serve(listener: TcpListener, app: Dispatch, stop: impl Future<Outpu
         if let Err(e) = tcp.set_nodelay(true) {
             warn!(error = %e, "cannot set TCP_NODELAY on a connection");
         }
-        let service = TowerToHyperService::new(app.clone());
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(tcp), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let services = services.clone();
+        let stop = stop_rx.clone();
+        let alive = alive.clone();
         tokio::spawn(async move {
-            // A client that goes away mid-request is normal; nothing to report.
-            let _ = connection.await;
+            serve_connection(tcp, &services, stop).await;
+            drop(alive);
         });
     }
-    graceful.shutdown().await;
+    let _ = stopping.send(true);
+    drop(alive);
+    let _ = all_done.recv().await;
+}
+
+/// One connection, HTTP/2 or HTTP/1.1 by its first bytes.
+async fn serve_connection(mut tcp: TcpStream, services: &Services, stop: watch::Receiver<bool>) {
+    let (head, length) = match read_head(&mut tcp).await {
+        Ok(head) => head,
+        Err(e) => {
+            debug!(error = %e, "a connection closed before its first request");
+            return;
+        }
+    };
+    let io = Replay {
+        head,
+        length,
+        read: 0,
+        tcp,
+    };
+    if length == PREFACE.len() && head == *PREFACE {
+        connection::serve(io, services, stop).await;
+    } else {
+        serve_http1(io, services, stop).await;
+    }
+}
+
+/// Reads until the bytes are the HTTP/2 preface or cannot be: at most its 24 bytes.
+async fn read_head(tcp: &mut TcpStream) -> io::Result<([u8; 24], usize)> {
+    let mut head = [0; 24];
+    let mut length = 0;
+    while length < head.len() {
+        let read = tcp.read(&mut head[length..]).await?;
+        if read == 0 {
+            break;
+        }
+        length += read;
+        if head[..length] != PREFACE[..length] {
+            break;
+        }
+    }
+    Ok((head, length))
+}
+
+/// HTTP/1.1 through hyper, with upgrades, until done or asked to stop.
+async fn serve_http1(io: Replay, services: &Services, mut stop: watch::Receiver<bool>) {
+    let service = TowerToHyperService::new(services.rest.clone());
+    let connection = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    tokio::select! {
+        // A client that goes away mid-request is normal; nothing to report.
+        _ = connection.as_mut() => {}
+        _ = connection::stopped(&mut stop) => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
+}
+
+/// A connection whose first bytes, read to tell the protocol, are read again first.
+struct Replay {
+    head: [u8; 24],
+    length: usize,
+    read: usize,
+    tcp: TcpStream,
+}
+
+impl AsyncRead for Replay {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.read < this.length {
+            let rest = &this.head[this.read..this.length];
+            let n = rest.len().min(buf.remaining());
+            buf.put_slice(&rest[..n]);
+            this.read += n;
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.tcp).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Replay {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().tcp).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().tcp).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
+    }
 }

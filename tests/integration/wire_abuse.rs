@@ -279,3 +279,139 @@ fn check_answers_huge_and_malformed_requests_cleanly() {
     );
     assert!(sluice.try_status().is_some(), "sluice is alive");
 }
+
+/// Writes its first 24 bytes (the HTTP/2 preface) one `write` at a time, then the rest as asked.
+struct Trickle {
+    tcp: tokio::net::TcpStream,
+    written: usize,
+}
+
+impl tokio::io::AsyncRead for Trickle {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().tcp).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Trickle {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let limit = if this.written < 24 { 1 } else { buf.len() };
+        let written = std::task::ready!(
+            std::pin::Pin::new(&mut this.tcp).poll_write(cx, &buf[..limit.min(buf.len())])
+        )?;
+        this.written += written;
+        std::task::Poll::Ready(Ok(written))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
+    }
+}
+
+/// Sends one Check body in the given pieces (a DATA frame each) on `sender`; returns the
+/// gRPC status (headers or trailers) and the message bytes.
+async fn check_in_pieces(
+    sender: &mut h2::client::SendRequest<bytes::Bytes>,
+    pieces: Vec<bytes::Bytes>,
+) -> (Option<String>, Vec<u8>) {
+    let request = http::Request::post("/envoy.service.auth.v3.Authorization/Check")
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap();
+    let (response, mut send) = sender.send_request(request, false).expect("a stream");
+    let count = pieces.len();
+    for (i, piece) in pieces.into_iter().enumerate() {
+        send.reserve_capacity(piece.len());
+        send.send_data(piece, i + 1 == count).expect("DATA");
+    }
+    let response = response.await.expect("a response");
+    assert_eq!(response.status(), 200);
+    let mut status = response
+        .headers()
+        .get("grpc-status")
+        .map(|v| v.to_str().unwrap().to_string());
+    let mut body = response.into_body();
+    let mut bytes = Vec::new();
+    while let Some(data) = body.data().await {
+        let data = data.expect("DATA");
+        let _ = body.flow_control().release_capacity(data.len());
+        bytes.extend_from_slice(&data);
+    }
+    if let Some(trailers) = body.trailers().await.expect("trailers") {
+        status = trailers
+            .get("grpc-status")
+            .map(|v| v.to_str().unwrap().to_string());
+    }
+    (status, bytes)
+}
+
+/// sluice reads the HTTP/2 preface however it is split, joins a Check sent in several DATA
+/// frames, refuses one over 4 MiB with RESOURCE_EXHAUSTED, and still answers HTTP/1.1 on the
+/// same port.
+#[test]
+fn checks_in_pieces_oversized_checks_and_slow_prefaces() {
+    use prost::Message;
+    let ports = Ports::new();
+    let sluice = Sluice::start(ports, &config(&ports));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", ports.grpc))
+            .await
+            .expect("connect");
+        tcp.set_nodelay(true).unwrap();
+        let (mut sender, connection) = h2::client::handshake(Trickle { tcp, written: 0 })
+            .await
+            .expect("an HTTP/2 handshake, preface a byte at a time");
+        tokio::spawn(connection);
+
+        let message = check_with("open.test", &[], &[("accept", "text/html")]).encode_to_vec();
+        let framed = grpc::frame(&message);
+        let whole = check_in_pieces(&mut sender, vec![framed.clone()]).await;
+        assert_eq!(whole.0.as_deref(), Some("0"), "answered whole");
+        let pieces = vec![framed.slice(..3), framed.slice(3..9), framed.slice(9..)];
+        let split = check_in_pieces(&mut sender, pieces).await;
+        assert_eq!(split, whole, "three DATA frames answer as one");
+        let answer = envoy_types::ext_authz::v3::pb::CheckResponse::decode(&split.1[5..])
+            .expect("a CheckResponse");
+        assert_eq!(status_of(&answer), 404, "no route id: not found");
+
+        let huge = grpc::frame(&vec![0x0a; 5 << 20]);
+        let chunks: Vec<bytes::Bytes> = (0..huge.len())
+            .step_by(1 << 20)
+            .map(|at| huge.slice(at..(at + (1 << 20)).min(huge.len())))
+            .collect();
+        let (status, body) = check_in_pieces(&mut sender, chunks).await;
+        assert_eq!(
+            status.as_deref(),
+            Some("8"),
+            "over 4 MiB: RESOURCE_EXHAUSTED"
+        );
+        assert!(body.is_empty());
+        let again = check_in_pieces(&mut sender, vec![framed]).await;
+        assert_eq!(again, whole, "the connection still serves Checks");
+    });
+    // HTTP/1.1 on the same port.
+    assert!(sluice.try_status().is_some(), "status over HTTP/1.1");
+}
