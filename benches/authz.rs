@@ -13,7 +13,8 @@
 //! no policy work at all costs on this machine today.
 //! Run with `cargo bench --bench authz` (Envoy: `bash scripts/install-envoy.sh`; wrk: Debian's
 //! `wrk`, installed by `bash scripts/install-bench-tools.sh`). `SKIP_CHECK_LATENCY=1` runs
-//! parts 2 and 3 only, `SKIP_ENVOY_RATIO=1` part 1 only.
+//! parts 2 and 3 only, `SKIP_ENVOY_RATIO=1` part 1 only; `AUTHZ_BENCH_AB=<sluice binary>`
+//! instead runs part 1 against another build side by side (see `check_ab`).
 
 #[path = "../tests/integration/common/mod.rs"]
 #[allow(dead_code)]
@@ -25,6 +26,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use common::envoy::Envoy;
 use common::idp::Idp;
 use common::process::poll;
@@ -46,9 +48,88 @@ struct Run {
     allowed: usize,
 }
 
+/// One connection of part 1's client. Envoy's own gRPC client is C++ and light; by default the
+/// bench speaks h2 directly with each Check encoded before the run (a few µs of client CPU a
+/// Check), so the client on its core is not what bounds the figures. `AUTHZ_BENCH_CLIENT=tonic`
+/// uses tonic's generated client instead (as the bench did before 2026-12-08): its channel
+/// hands each call to a worker task and encodes the message per call.
+#[derive(Clone)]
+enum Client {
+    H2(h2::client::SendRequest<Bytes>),
+    Tonic(AuthorizationClient<tonic::transport::Channel>),
+}
+
+/// The Checks of a run, as messages for tonic and as framed bodies for h2.
+struct Requests {
+    messages: Vec<CheckRequest>,
+    framed: Vec<Bytes>,
+}
+
+impl Requests {
+    fn new(messages: Vec<CheckRequest>) -> Arc<Self> {
+        let framed = messages
+            .iter()
+            .map(|m| common::grpc::frame(&prost::Message::encode_to_vec(m)))
+            .collect();
+        Arc::new(Requests { messages, framed })
+    }
+
+    fn len(&self) -> usize {
+        self.messages.len()
+    }
+}
+
+impl Client {
+    /// Sends Check `n` and waits for its answer; true when it allowed the request.
+    async fn check(&mut self, requests: &Requests, n: usize) -> bool {
+        let response = match self {
+            Client::Tonic(client) => client
+                .check(requests.messages[n].clone())
+                .await
+                .expect("Check")
+                .into_inner(),
+            Client::H2(sender) => h2_check(sender, requests.framed[n].clone()).await,
+        };
+        matches!(response.http_response, Some(HttpResponse::OkResponse(_)))
+    }
+}
+
+/// One Check over h2: the request's headers and its framed body, then the answer's message and
+/// `grpc-status: 0` in the trailers (anything else fails the bench).
+async fn h2_check(
+    sender: &mut h2::client::SendRequest<Bytes>,
+    body: Bytes,
+) -> envoy_types::ext_authz::v3::pb::CheckResponse {
+    let request = http::Request::post("/envoy.service.auth.v3.Authorization/Check")
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap();
+    std::future::poll_fn(|cx| sender.poll_ready(cx))
+        .await
+        .expect("a stream slot");
+    let (response, mut stream) = sender.send_request(request, false).expect("a stream");
+    stream.send_data(body, true).expect("the Check's body");
+    let response = response.await.expect("an answer");
+    if let Some(status) = response.headers().get("grpc-status") {
+        panic!("Check failed with grpc-status {status:?}");
+    }
+    let mut recv = response.into_body();
+    let mut message = Vec::new();
+    while let Some(data) = recv.data().await {
+        let data = data.expect("the answer's body");
+        let _ = recv.flow_control().release_capacity(data.len());
+        message.extend_from_slice(&data);
+    }
+    let trailers = recv.trailers().await.expect("trailers");
+    let status = trailers.as_ref().and_then(|t| t.get("grpc-status"));
+    assert_eq!(status.map(|s| s.as_bytes()), Some(&b"0"[..]), "grpc-status");
+    prost::Message::decode(&message[5..]).expect("a CheckResponse")
+}
+
 async fn load(
-    clients: &[AuthorizationClient<tonic::transport::Channel>],
-    requests: Arc<Vec<CheckRequest>>,
+    clients: &[Client],
+    requests: Arc<Requests>,
     concurrency: usize,
     length: Duration,
 ) -> Run {
@@ -62,14 +143,11 @@ async fn load(
             let mut allowed = 0;
             let mut n = w * 613;
             while start.elapsed() < length {
-                let request = requests[n % requests.len()].clone();
-                n += 1;
                 let t = Instant::now();
-                let response = client.check(request).await.expect("Check").into_inner();
+                let allows = client.check(&requests, n % requests.len()).await;
+                n += 1;
                 latencies.push(t.elapsed().as_micros() as u32);
-                if matches!(response.http_response, Some(HttpResponse::OkResponse(_))) {
-                    allowed += 1;
-                }
+                allowed += usize::from(allows);
             }
             (latencies, allowed)
         }));
@@ -97,20 +175,6 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
 fn cpu_seconds(pid: u32) -> f64 {
     let (user, system) = cpu_split(pid);
     user + system
-}
-
-/// Read and write system calls a process has made (`/proc/<pid>/io`; 0 when unreadable):
-/// each is a trip into the kernel, and on loopback each write also wakes the peer.
-fn socket_calls(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/io"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| {
-            l.strip_prefix("syscr: ")
-                .or_else(|| l.strip_prefix("syscw: "))
-        })
-        .filter_map(|v| v.trim().parse::<u64>().ok())
-        .sum()
 }
 
 /// CPU seconds a process has used, in user space and in the kernel.
@@ -166,7 +230,7 @@ fn check_latency(idp: &Idp, upstream: &Upstream) {
             "sealed session cookies (browser sign-in)",
         ),
     ] {
-        let requests = Arc::new(requests(idp, &routes, credential));
+        let requests = Requests::new(requests(idp, &routes, credential));
         println!(
             "Check latency, sluice pinned to one core (TOKIO_WORKER_THREADS=1), {ROUTES} routes, {USERS} users' {label}, 10% anonymous:"
         );
@@ -180,7 +244,7 @@ fn check_latency(idp: &Idp, upstream: &Upstream) {
     drop(sluice);
     let floor = floor_latency(
         &runtime,
-        Arc::new(requests(idp, &routes, Credential::Bearer)),
+        Requests::new(requests(idp, &routes, Credential::Bearer)),
     );
     println!("  sluice (bearer tokens) beside the h2 floor, same client, same run:");
     for ((c, b50, b99), (_, f50, f99)) in p99s[0].iter().zip(&floor) {
@@ -203,18 +267,105 @@ fn check_latency(idp: &Idp, upstream: &Upstream) {
         .output();
 }
 
-/// The four gRPC connections part 1 loads its Check service through.
-fn check_clients(
-    runtime: &tokio::runtime::Runtime,
-    port: u16,
-) -> Vec<AuthorizationClient<tonic::transport::Channel>> {
+/// Rounds of the A/B mode, and each run's length.
+const AB_ROUNDS: usize = 10;
+const AB_RUN: Duration = Duration::from_secs(2);
+
+/// `AUTHZ_BENCH_AB=<another sluice binary>`: this build and that one serve the same config side
+/// by side, both pinned to one core, and the client loads them in turn (bearer tokens, 8 and 16
+/// in flight, the order swapped each round), so host drift falls on both alike. Prints each
+/// build's median checks/s, p99 and server CPU per Check, and this build's ratios.
+fn check_ab(idp: &Idp, upstream: &Upstream, baseline: &std::path::Path) {
+    let ports = [Ports::new(), Ports::new()];
+    let this = Sluice::start(ports[0], &config(&ports[0], idp, upstream.port));
+    let that = Sluice::start_binary(ports[1], &config(&ports[1], idp, upstream.port), baseline);
+    for sluice in [&this, &that] {
+        pin(sluice.guard.pid(), 0);
+    }
+    pin(std::process::id(), 1);
+    let routes = route_ids(&this.config);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let clients = [
+        check_clients(&runtime, ports[0].grpc),
+        check_clients(&runtime, ports[1].grpc),
+    ];
+    let pids = [this.guard.pid(), that.guard.pid()];
+    let requests = Requests::new(requests(idp, &routes, Credential::Bearer));
+    println!(
+        "Check A/B, this build against {}, {AB_ROUNDS} alternating rounds of {} s, bearer tokens, both pinned to one core:",
+        baseline.display(),
+        AB_RUN.as_secs()
+    );
+    for concurrency in [8, 16] {
+        // [build][round] = (checks/s, p99 ms, CPU µs per check)
+        let mut figures = [Vec::new(), Vec::new()];
+        for round in 0..AB_ROUNDS {
+            let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+            for build in order {
+                let load_for = |length| {
+                    runtime.block_on(load(
+                        &clients[build],
+                        Arc::clone(&requests),
+                        concurrency,
+                        length,
+                    ))
+                };
+                load_for(WARM_UP / 2);
+                let cpu0 = cpu_seconds(pids[build]);
+                let run = load_for(AB_RUN);
+                let cpu = cpu_seconds(pids[build]) - cpu0;
+                let checks = run.latencies_us.len() as f64;
+                figures[build].push((
+                    checks / run.elapsed.as_secs_f64(),
+                    percentile(&run.latencies_us, 0.99),
+                    cpu * 1e6 / checks,
+                ));
+            }
+        }
+        let med = |build: usize, pick: fn(&(f64, f64, f64)) -> f64| {
+            let mut v: Vec<f64> = figures[build].iter().map(pick).collect();
+            median(&mut v)
+        };
+        let row = |build: usize| {
+            format!(
+                "{:.0} checks/s, p99 {:.3} ms, {:.1} µs CPU a check",
+                med(build, |f| f.0),
+                med(build, |f| f.1),
+                med(build, |f| f.2)
+            )
+        };
+        println!(
+            "  {concurrency:>2} in flight: this build {}; baseline {}; this / baseline: checks/s {:.2}x, p99 {:.2}x, CPU a check {:.2}x",
+            row(0),
+            row(1),
+            med(0, |f| f.0) / med(1, |f| f.0),
+            med(0, |f| f.1) / med(1, |f| f.1),
+            med(0, |f| f.2) / med(1, |f| f.2)
+        );
+    }
+}
+
+/// The four connections part 1 loads its Check service through.
+fn check_clients(runtime: &tokio::runtime::Runtime, port: u16) -> Vec<Client> {
+    let tonic = std::env::var("AUTHZ_BENCH_CLIENT").as_deref() == Ok("tonic");
     (0..4)
         .map(|_| {
-            runtime
-                .block_on(AuthorizationClient::connect(format!(
-                    "http://127.0.0.1:{port}"
-                )))
-                .expect("connect")
+            runtime.block_on(async {
+                if tonic {
+                    let client = AuthorizationClient::connect(format!("http://127.0.0.1:{port}"));
+                    return Client::Tonic(client.await.expect("connect"));
+                }
+                let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .expect("connect");
+                tcp.set_nodelay(true).expect("TCP_NODELAY");
+                let (sender, connection) = h2::client::handshake(tcp).await.expect("HTTP/2");
+                tokio::spawn(connection);
+                Client::H2(sender)
+            })
         })
         .collect()
 }
@@ -223,8 +374,8 @@ fn check_clients(
 /// returns (concurrency, p50 ms, p99 ms) for each.
 fn latency_table(
     runtime: &tokio::runtime::Runtime,
-    clients: &[AuthorizationClient<tonic::transport::Channel>],
-    requests: &Arc<Vec<CheckRequest>>,
+    clients: &[Client],
+    requests: &Arc<Requests>,
     server_pid: u32,
 ) -> Vec<(usize, f64, f64)> {
     println!(
@@ -236,26 +387,24 @@ fn latency_table(
         "p99.9 ms",
         "allowed",
         "server CPU",
-        "r+w calls/check"
+        "CPU µs/check"
     );
     let mut figures = Vec::new();
     for &concurrency in CONCURRENCY {
         runtime.block_on(load(clients, Arc::clone(requests), concurrency, WARM_UP));
         let cpu0 = cpu_seconds(server_pid);
-        let calls0 = socket_calls(server_pid);
         let run = runtime.block_on(load(clients, Arc::clone(requests), concurrency, MEASURE));
         let cpu = (cpu_seconds(server_pid) - cpu0) / run.elapsed.as_secs_f64();
-        let calls = socket_calls(server_pid) - calls0;
         let l = &run.latencies_us;
         println!(
-            "  {concurrency:>11} {:>10.0} {:>9.3} {:>9.3} {:>9.3} {:>8.0}% {:>9.0}% {:>15.2}",
+            "  {concurrency:>11} {:>10.0} {:>9.3} {:>9.3} {:>9.3} {:>8.0}% {:>9.0}% {:>13.1}",
             l.len() as f64 / run.elapsed.as_secs_f64(),
             percentile(l, 0.50),
             percentile(l, 0.99),
             percentile(l, 0.999),
             run.allowed as f64 * 100.0 / l.len() as f64,
             cpu * 100.0,
-            calls as f64 / l.len().max(1) as f64
+            cpu * 1e6 * run.elapsed.as_secs_f64() / l.len().max(1) as f64
         );
         figures.push((concurrency, percentile(l, 0.50), percentile(l, 0.99)));
     }
@@ -289,7 +438,7 @@ impl Stack {
 /// and requests, on each stack; returns the h2 stack's figures.
 fn floor_latency(
     runtime: &tokio::runtime::Runtime,
-    requests: Arc<Vec<CheckRequest>>,
+    requests: Arc<Requests>,
 ) -> Vec<(usize, f64, f64)> {
     let h2 = floor_latency_on(runtime, Arc::clone(&requests), Stack::H2);
     floor_latency_on(runtime, requests, Stack::Tonic);
@@ -298,7 +447,7 @@ fn floor_latency(
 
 fn floor_latency_on(
     runtime: &tokio::runtime::Runtime,
-    requests: Arc<Vec<CheckRequest>>,
+    requests: Arc<Requests>,
     stack: Stack,
 ) -> Vec<(usize, f64, f64)> {
     let port = common::process::free_port();
@@ -606,6 +755,10 @@ fn main() {
     }
     let idp = Idp::start();
     let upstream = Upstream::start("bench");
+    if let Some(baseline) = std::env::var_os("AUTHZ_BENCH_AB") {
+        check_ab(&idp, &upstream, std::path::Path::new(&baseline));
+        return;
+    }
     if std::env::var("SKIP_CHECK_LATENCY").is_err() {
         check_latency(&idp, &upstream);
     }

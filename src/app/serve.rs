@@ -159,8 +159,14 @@ impl AsyncWrite for Replay {
         Pin::new(&mut self.get_mut().tcp).poll_write_vectored(cx, bufs)
     }
 
+    /// No, though the socket could: h2 then copies DATA payloads under 1 KiB (a Check's
+    /// answer) into its write buffer instead of under 256 bytes, and a payload it does not
+    /// copy ends the batch. Answers of ~0.3–1 KiB each cost a `writev` of their own before;
+    /// now the answers ready together leave in one `send`. Same-process A/B, 8 and 16 in
+    /// flight: 1.22× Checks/s, 0.82× CPU per Check. An ADS frame (16 KiB) goes as two sends
+    /// instead of one `writev`, which the edit-to-ACK bench does not tell apart.
     fn is_write_vectored(&self) -> bool {
-        self.tcp.is_write_vectored()
+        false
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

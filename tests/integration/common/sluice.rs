@@ -59,6 +59,23 @@ impl Sluice {
         sluice
     }
 
+    /// Like [`Sluice::start`], with another build of sluice (a bench's A/B baseline).
+    #[allow(dead_code)] // only the authz bench's A/B mode runs another build
+    pub fn start_binary(ports: Ports, config: &str, binary: &std::path::Path) -> Sluice {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, config).expect("write config");
+        let guard = Self::spawn_binary(binary, &dir, &path, &["--envoy", "external"], &[]);
+        let sluice = Sluice {
+            guard,
+            dir,
+            config: path,
+            ports,
+        };
+        sluice.wait_ready();
+        sluice
+    }
+
     /// Starts `sluice serve` on a config file the test laid out itself inside `dir`.
     pub fn start_with(ports: Ports, dir: tempfile::TempDir, config: PathBuf) -> Sluice {
         let guard = Self::spawn(&dir, &config);
@@ -84,7 +101,18 @@ impl Sluice {
         args: &[&str],
         env: &[(&str, &std::ffi::OsStr)],
     ) -> Guard {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        let binary = std::path::Path::new(env!("CARGO_BIN_EXE_sluice"));
+        Self::spawn_binary(binary, dir, config, args, env)
+    }
+
+    fn spawn_binary(
+        binary: &std::path::Path,
+        dir: &tempfile::TempDir,
+        config: &std::path::Path,
+        args: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Guard {
+        let mut command = Command::new(binary);
         command
             .args(["serve", "-c"])
             .arg(config)
