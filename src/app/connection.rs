@@ -27,7 +27,7 @@ use tokio::sync::watch;
 use tower::ServiceExt;
 use tracing::{debug, error};
 
-use super::h2_body::{RecvBody, pipe};
+use super::h2_body::{RecvBody, pipe, strip_connection_headers};
 use crate::authz::AuthzService;
 use crate::authz::server::{self, CHECK_PATH, Code, MAX_CHECK_BYTES, Reply};
 
@@ -111,26 +111,44 @@ pub async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|stop| *stop).await;
 }
 
-/// Reads one Check's body, answers it and writes the answer.
-async fn answer_check(service: &AuthzService, body: RecvStream, respond: SendResponse<Bytes>) {
-    let reply = match read_body(body).await {
-        Ok(body) => AssertUnwindSafe(server::check(service, body))
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|_| {
-                error!("answering a Check panicked; it gets a gRPC error");
-                Reply::Status(Code::Internal, "the Check could not be answered")
-            }),
-        Err(Some(reply)) => reply,
-        // The peer reset the stream or the connection went: nobody to answer.
-        Err(None) => return,
+/// Reads one Check's body, answers it and writes the answer. A Check whose stream the peer
+/// resets first (Envoy's ext_authz timeout) is dropped where it stands: nobody waits for it.
+async fn answer_check(service: &AuthzService, body: RecvStream, mut respond: SendResponse<Bytes>) {
+    let answered = async {
+        match read_body(body).await {
+            Ok(body) => Some(
+                AssertUnwindSafe(server::check(service, body))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|_| {
+                        error!("answering a Check panicked; it gets a gRPC error");
+                        Reply::Status(Code::Internal, "the Check could not be answered")
+                    }),
+            ),
+            Err(refused) => refused,
+        }
     };
-    send_reply(respond, reply);
+    // Biased: a Check answered on its first poll never looks for a reset.
+    let reply = tokio::select! {
+        biased;
+        reply = answered => reply,
+        _ = poll_fn(|cx| respond.poll_reset(cx)) => None,
+    };
+    if let Some(reply) = reply {
+        send_reply(respond, reply);
+    }
 }
 
 /// A request body whole, up to [`MAX_CHECK_BYTES`] and its prefix. A body of one DATA frame
-/// (a Check as Envoy sends it) is returned as it came, without a copy.
+/// (a Check as Envoy sends it) is returned as it came, without a copy. `Err(None)`: the peer
+/// reset the stream or the connection went, so there is nobody to answer.
 async fn read_body(mut body: RecvStream) -> Result<Bytes, Option<Reply>> {
+    let too_large = || {
+        Some(Reply::Status(
+            Code::ResourceExhausted,
+            "the CheckRequest is larger than 4 MiB",
+        ))
+    };
     let mut first: Option<Bytes> = None;
     let mut joined = BytesMut::new();
     while let Some(data) = body.data().await {
@@ -138,10 +156,7 @@ async fn read_body(mut body: RecvStream) -> Result<Bytes, Option<Reply>> {
         let _ = body.flow_control().release_capacity(data.len());
         let length = first.as_ref().map_or(0, Bytes::len) + joined.len() + data.len();
         if length > MAX_CHECK_BYTES + 5 {
-            return Err(Some(Reply::Status(
-                Code::ResourceExhausted,
-                "the CheckRequest is larger than 4 MiB",
-            )));
+            return Err(too_large());
         }
         match first.take() {
             None if joined.is_empty() => first = Some(data),
@@ -150,6 +165,14 @@ async fn read_body(mut body: RecvStream) -> Result<Bytes, Option<Reply>> {
                     joined.extend_from_slice(&earlier);
                 }
                 joined.extend_from_slice(&data);
+            }
+        }
+        // A prefix that declares more than the limit is refused before the rest arrives.
+        let so_far: &[u8] = first.as_deref().unwrap_or(&joined);
+        if let Some(declared) = so_far.get(1..5) {
+            let declared = u32::from_be_bytes([declared[0], declared[1], declared[2], declared[3]]);
+            if declared as usize > MAX_CHECK_BYTES {
+                return Err(too_large());
             }
         }
     }
@@ -204,13 +227,16 @@ async fn serve_other(rest: Router, request: Request<RecvStream>, mut respond: Se
         // Reset before the answer was ready (an Envoy that went away): stop working on it.
         _ = poll_fn(|cx| respond.poll_reset(cx)) => return,
     };
-    let (head, body) = response.into_parts();
+    let (mut head, body) = response.into_parts();
+    strip_connection_headers(&mut head.headers);
     let head = Response::from_parts(head, ());
-    if http_body::Body::is_end_stream(&body) {
-        let _ = respond.send_response(head, true);
-        return;
-    }
-    if let Ok(stream) = respond.send_response(head, false) {
-        pipe(body, stream).await;
+    let end = http_body::Body::is_end_stream(&body);
+    match respond.send_response(head, end) {
+        Ok(stream) if !end => pipe(body, stream).await,
+        Ok(_) => {}
+        Err(e) => {
+            debug!(error = %e, "a response could not be sent; resetting its stream");
+            respond.send_reset(h2::Reason::INTERNAL_ERROR);
+        }
     }
 }

@@ -67,13 +67,11 @@ impl http_body::Body for RecvBody {
 }
 
 /// Writes `body` to `stream` until it ends, the peer resets the stream or the connection goes.
-/// The next frame is only asked for once the window has room, so a slow reader holds back
-/// the service (an ADS stream's next push) instead of growing h2's buffer.
+/// Each chunk waits for room in the window before it is handed to h2, so a slow reader holds
+/// back the service (an ADS stream's next push) instead of growing h2's buffer. Nothing is
+/// reserved while the body has no data yet: an idle ADS stream pins no window.
 pub async fn pipe(mut body: Body, mut stream: SendStream<Bytes>) {
     loop {
-        if !wait_for_window(&mut stream).await {
-            return;
-        }
         let frame = tokio::select! {
             frame = body.frame() => frame,
             _ = poll_fn(|cx| stream.poll_reset(cx)) => return,
@@ -92,13 +90,19 @@ pub async fn pipe(mut body: Body, mut stream: SendStream<Bytes>) {
                 // h2 splits the chunk to the window and sends the rest as the window opens.
                 Ok(data) => {
                     let end = http_body::Body::is_end_stream(&body);
+                    if !data.is_empty() && !wait_for_window(&mut stream).await {
+                        return;
+                    }
                     if stream.send_data(data, end).is_err() || end {
                         return;
                     }
                 }
                 Err(frame) => {
-                    let trailers = frame.into_trailers().unwrap_or_else(|_| HeaderMap::new());
-                    let _ = stream.send_trailers(trailers);
+                    let mut trailers = frame.into_trailers().unwrap_or_else(|_| HeaderMap::new());
+                    strip_connection_headers(&mut trailers);
+                    if stream.send_trailers(trailers).is_err() {
+                        stream.send_reset(Reason::INTERNAL_ERROR);
+                    }
                     return;
                 }
             },
@@ -106,7 +110,8 @@ pub async fn pipe(mut body: Body, mut stream: SendStream<Bytes>) {
     }
 }
 
-/// Waits until the stream may send at least a byte; false once it cannot send at all.
+/// Waits until the stream may send at least a byte; false once it cannot send at all (the
+/// peer reset it or the connection went).
 async fn wait_for_window(stream: &mut SendStream<Bytes>) -> bool {
     stream.reserve_capacity(1);
     while stream.capacity() == 0 {
@@ -116,4 +121,56 @@ async fn wait_for_window(stream: &mut SendStream<Bytes>) -> bool {
         }
     }
     true
+}
+
+/// Removes the HTTP/1.1 connection headers HTTP/2 forbids (RFC 9113 §8.2.2), which h2 would
+/// refuse the whole response for: a layer that adds `connection: close` must not turn an
+/// answer into a reset.
+pub fn strip_connection_headers(headers: &mut HeaderMap) {
+    for name in [
+        http::header::CONNECTION,
+        http::header::TRANSFER_ENCODING,
+        http::header::UPGRADE,
+        http::header::HeaderName::from_static("keep-alive"),
+        http::header::HeaderName::from_static("proxy-connection"),
+    ] {
+        headers.remove(name);
+    }
+    if headers
+        .get(http::header::TE)
+        .is_some_and(|te| te != "trailers")
+    {
+        headers.remove(http::header::TE);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_connection_headers;
+    use http::{HeaderMap, HeaderValue};
+
+    #[test]
+    fn connection_headers_are_removed_and_the_rest_kept() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("connection", "close"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-connection", "keep-alive"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "websocket"),
+            ("te", "gzip"),
+            ("content-type", "text/html"),
+            ("grpc-status", "0"),
+        ] {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+        strip_connection_headers(&mut headers);
+        let mut left: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["content-type", "grpc-status"]);
+        let mut trailers_only = HeaderMap::new();
+        trailers_only.insert("te", HeaderValue::from_static("trailers"));
+        strip_connection_headers(&mut trailers_only);
+        assert!(trailers_only.contains_key("te"), "te: trailers is allowed");
+    }
 }

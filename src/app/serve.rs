@@ -55,14 +55,25 @@ pub async fn serve(listener: TcpListener, services: Services, stop: impl Future<
             drop(alive);
         });
     }
+    // New clients are refused from now on, not left waiting in the backlog.
+    drop(listener);
     let _ = stopping.send(true);
     drop(alive);
     let _ = all_done.recv().await;
 }
 
 /// One connection, HTTP/2 or HTTP/1.1 by its first bytes.
-async fn serve_connection(mut tcp: TcpStream, services: &Services, stop: watch::Receiver<bool>) {
-    let (head, length) = match read_head(&mut tcp).await {
+async fn serve_connection(
+    mut tcp: TcpStream,
+    services: &Services,
+    mut stop: watch::Receiver<bool>,
+) {
+    // A connection that has sent nothing yet does not hold up a stop.
+    let head = tokio::select! {
+        head = read_head(&mut tcp) => head,
+        _ = connection::stopped(&mut stop) => return,
+    };
+    let (head, length) = match head {
         Ok(head) => head,
         Err(e) => {
             debug!(error = %e, "a connection closed before its first request");

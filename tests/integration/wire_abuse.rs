@@ -365,8 +365,8 @@ async fn check_in_pieces(
 }
 
 /// sluice reads the HTTP/2 preface however it is split, joins a Check sent in several DATA
-/// frames, refuses one over 4 MiB with RESOURCE_EXHAUSTED, and still answers HTTP/1.1 on the
-/// same port.
+/// frames, refuses one over 4 MiB with RESOURCE_EXHAUSTED (at once when its prefix says so),
+/// and still answers HTTP/1.1 on the same port.
 #[test]
 fn checks_in_pieces_oversized_checks_and_slow_prefaces() {
     use prost::Message;
@@ -409,6 +409,34 @@ fn checks_in_pieces_oversized_checks_and_slow_prefaces() {
             "over 4 MiB: RESOURCE_EXHAUSTED"
         );
         assert!(body.is_empty());
+        // A prefix that declares 5 MiB is refused at once, before the body has come.
+        let request = http::Request::post("/envoy.service.auth.v3.Authorization/Check")
+            .header("content-type", "application/grpc")
+            .body(())
+            .unwrap();
+        let (response, mut send) = sender.send_request(request, false).expect("a stream");
+        let declared = (5u32 << 20).to_be_bytes();
+        let head = [
+            0,
+            declared[0],
+            declared[1],
+            declared[2],
+            declared[3],
+            0x0a,
+            0x00,
+        ];
+        send.send_data(bytes::Bytes::copy_from_slice(&head), false)
+            .expect("DATA");
+        let response = tokio::time::timeout(Duration::from_secs(5), response)
+            .await
+            .expect("answered before the body ends")
+            .expect("a response");
+        assert_eq!(
+            response.headers().get("grpc-status").map(|v| v.as_bytes()),
+            Some(&b"8"[..]),
+            "a declared length over 4 MiB: RESOURCE_EXHAUSTED"
+        );
+        drop(send);
         let again = check_in_pieces(&mut sender, vec![framed]).await;
         assert_eq!(again, whole, "the connection still serves Checks");
     });
