@@ -94,36 +94,13 @@ impl Client {
     }
 }
 
-/// One Check over h2: the request's headers and its framed body, then the answer's message and
-/// `grpc-status: 0` in the trailers (anything else fails the bench).
+/// One Check over h2 (anything but `grpc-status: 0` fails the bench).
 async fn h2_check(
     sender: &mut h2::client::SendRequest<Bytes>,
     body: Bytes,
 ) -> envoy_types::ext_authz::v3::pb::CheckResponse {
-    let request = http::Request::post("/envoy.service.auth.v3.Authorization/Check")
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .body(())
-        .unwrap();
-    std::future::poll_fn(|cx| sender.poll_ready(cx))
-        .await
-        .expect("a stream slot");
-    let (response, mut stream) = sender.send_request(request, false).expect("a stream");
-    stream.send_data(body, true).expect("the Check's body");
-    let response = response.await.expect("an answer");
-    if let Some(status) = response.headers().get("grpc-status") {
-        panic!("Check failed with grpc-status {status:?}");
-    }
-    let mut recv = response.into_body();
-    let mut message = Vec::new();
-    while let Some(data) = recv.data().await {
-        let data = data.expect("the answer's body");
-        let _ = recv.flow_control().release_capacity(data.len());
-        message.extend_from_slice(&data);
-    }
-    let trailers = recv.trailers().await.expect("trailers");
-    let status = trailers.as_ref().and_then(|t| t.get("grpc-status"));
-    assert_eq!(status.map(|s| s.as_bytes()), Some(&b"0"[..]), "grpc-status");
+    let (status, message) = common::grpc::h2_check(sender, vec![body]).await;
+    assert_eq!(status.as_deref(), Some("0"), "grpc-status");
     prost::Message::decode(&message[5..]).expect("a CheckResponse")
 }
 

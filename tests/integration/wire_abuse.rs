@@ -326,44 +326,6 @@ impl tokio::io::AsyncWrite for Trickle {
     }
 }
 
-/// Sends one Check body in the given pieces (a DATA frame each) on `sender`; returns the
-/// gRPC status (headers or trailers) and the message bytes.
-async fn check_in_pieces(
-    sender: &mut h2::client::SendRequest<bytes::Bytes>,
-    pieces: Vec<bytes::Bytes>,
-) -> (Option<String>, Vec<u8>) {
-    let request = http::Request::post("/envoy.service.auth.v3.Authorization/Check")
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .body(())
-        .unwrap();
-    let (response, mut send) = sender.send_request(request, false).expect("a stream");
-    let count = pieces.len();
-    for (i, piece) in pieces.into_iter().enumerate() {
-        send.reserve_capacity(piece.len());
-        send.send_data(piece, i + 1 == count).expect("DATA");
-    }
-    let response = response.await.expect("a response");
-    assert_eq!(response.status(), 200);
-    let mut status = response
-        .headers()
-        .get("grpc-status")
-        .map(|v| v.to_str().unwrap().to_string());
-    let mut body = response.into_body();
-    let mut bytes = Vec::new();
-    while let Some(data) = body.data().await {
-        let data = data.expect("DATA");
-        let _ = body.flow_control().release_capacity(data.len());
-        bytes.extend_from_slice(&data);
-    }
-    if let Some(trailers) = body.trailers().await.expect("trailers") {
-        status = trailers
-            .get("grpc-status")
-            .map(|v| v.to_str().unwrap().to_string());
-    }
-    (status, bytes)
-}
-
 /// sluice reads the HTTP/2 preface however it is split, joins a Check sent in several DATA
 /// frames, refuses one over 4 MiB with RESOURCE_EXHAUSTED (at once when its prefix says so),
 /// and still answers HTTP/1.1 on the same port.
@@ -388,10 +350,10 @@ fn checks_in_pieces_oversized_checks_and_slow_prefaces() {
 
         let message = check_with("open.test", &[], &[("accept", "text/html")]).encode_to_vec();
         let framed = grpc::frame(&message);
-        let whole = check_in_pieces(&mut sender, vec![framed.clone()]).await;
+        let whole = grpc::h2_check(&mut sender, vec![framed.clone()]).await;
         assert_eq!(whole.0.as_deref(), Some("0"), "answered whole");
         let pieces = vec![framed.slice(..3), framed.slice(3..9), framed.slice(9..)];
-        let split = check_in_pieces(&mut sender, pieces).await;
+        let split = grpc::h2_check(&mut sender, pieces).await;
         assert_eq!(split, whole, "three DATA frames answer as one");
         let answer = envoy_types::ext_authz::v3::pb::CheckResponse::decode(&split.1[5..])
             .expect("a CheckResponse");
@@ -402,7 +364,7 @@ fn checks_in_pieces_oversized_checks_and_slow_prefaces() {
             .step_by(1 << 20)
             .map(|at| huge.slice(at..(at + (1 << 20)).min(huge.len())))
             .collect();
-        let (status, body) = check_in_pieces(&mut sender, chunks).await;
+        let (status, body) = grpc::h2_check(&mut sender, chunks).await;
         assert_eq!(
             status.as_deref(),
             Some("8"),
@@ -410,7 +372,7 @@ fn checks_in_pieces_oversized_checks_and_slow_prefaces() {
         );
         assert!(body.is_empty());
         // A prefix that declares 5 MiB is refused at once, before the body has come.
-        let request = http::Request::post("/envoy.service.auth.v3.Authorization/Check")
+        let request = http::Request::post(grpc::CHECK_PATH)
             .header("content-type", "application/grpc")
             .body(())
             .unwrap();
@@ -437,7 +399,7 @@ fn checks_in_pieces_oversized_checks_and_slow_prefaces() {
             "a declared length over 4 MiB: RESOURCE_EXHAUSTED"
         );
         drop(send);
-        let again = check_in_pieces(&mut sender, vec![framed]).await;
+        let again = grpc::h2_check(&mut sender, vec![framed]).await;
         assert_eq!(again, whole, "the connection still serves Checks");
     });
     // HTTP/1.1 on the same port.

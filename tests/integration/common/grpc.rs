@@ -23,6 +23,51 @@ pub fn frame(message: &[u8]) -> Bytes {
     out.freeze()
 }
 
+/// The path of Envoy's ext_authz method.
+pub const CHECK_PATH: &str = "/envoy.service.auth.v3.Authorization/Check";
+
+/// One unary Check over raw h2: a body sent as the given pieces (a DATA frame each), then the
+/// answer's gRPC status (from the headers of a trailers-only answer, else the trailers) and
+/// its body bytes.
+pub async fn h2_check(
+    sender: &mut h2::client::SendRequest<Bytes>,
+    pieces: Vec<Bytes>,
+) -> (Option<String>, Vec<u8>) {
+    let request = http::Request::post(CHECK_PATH)
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap();
+    std::future::poll_fn(|cx| sender.poll_ready(cx))
+        .await
+        .expect("a stream slot");
+    let (response, mut send) = sender.send_request(request, false).expect("a stream");
+    let count = pieces.len();
+    for (i, piece) in pieces.into_iter().enumerate() {
+        send.reserve_capacity(piece.len());
+        send.send_data(piece, i + 1 == count).expect("DATA");
+    }
+    let response = response.await.expect("a response");
+    assert_eq!(response.status(), 200);
+    let status_of = |headers: &http::HeaderMap| {
+        headers
+            .get("grpc-status")
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    let mut status = status_of(response.headers());
+    let mut body = response.into_body();
+    let mut bytes = Vec::new();
+    while let Some(data) = body.data().await {
+        let data = data.expect("DATA");
+        let _ = body.flow_control().release_capacity(data.len());
+        bytes.extend_from_slice(&data);
+    }
+    if let Some(trailers) = body.trailers().await.expect("trailers") {
+        status = status_of(&trailers);
+    }
+    (status, bytes)
+}
+
 /// Splits a byte stream into messages, whatever the DATA frame boundaries were.
 #[derive(Default)]
 pub struct Deframer {

@@ -45,22 +45,14 @@ pub struct Sluice {
 impl Sluice {
     /// Writes `config` and starts `sluice serve` on it, waiting until it answers.
     pub fn start(ports: Ports, config: &str) -> Sluice {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("config.yaml");
-        std::fs::write(&path, config).expect("write config");
-        let guard = Self::spawn(&dir, &path);
-        let sluice = Sluice {
-            guard,
-            dir,
-            config: path,
+        Self::start_binary(
             ports,
-        };
-        sluice.wait_ready();
-        sluice
+            config,
+            std::path::Path::new(env!("CARGO_BIN_EXE_sluice")),
+        )
     }
 
     /// Like [`Sluice::start`], with another build of sluice (a bench's A/B baseline).
-    #[allow(dead_code)] // only the authz bench's A/B mode runs another build
     pub fn start_binary(ports: Ports, config: &str, binary: &std::path::Path) -> Sluice {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("config.yaml");
